@@ -1,0 +1,97 @@
+"""Flask application factory: one named initialiser per subsystem.
+
+``create_app()`` with no argument reads the environment (and starts the embedded
+PostgreSQL if ``DATABASE_URL`` is unset), so ``flask --app app run`` works as well
+as ``erp serve``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from tenants.context import activate, set_request_id
+
+from .settings import Settings, load_settings
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    from .database import resolve_databases
+
+    if settings is None:
+        settings = load_settings()
+    settings = resolve_databases(settings)
+
+    app = Flask(__name__)
+    app.config["ERP_SETTINGS"] = settings
+    app.config["SECRET_KEY"] = settings.secret_key
+    app.config["TESTING"] = settings.testing
+
+    from .logs import init_logging
+
+    init_logging(settings.log_level, settings.log_format)
+    init_request_ids(app)
+    init_db(app, settings)
+
+    from .security import init_security
+
+    init_security(app)
+
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app
+
+
+def init_request_ids(app: Flask) -> None:
+    """A request id on every response and log line; a caller's own id is kept when sane."""
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        g.request_id = rid
+        set_request_id(rid)
+        activate(None)
+
+    @app.after_request
+    def _stamp(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+    @app.teardown_request
+    def _clear(_exc: BaseException | None) -> None:
+        activate(None)
+        set_request_id(None)
+
+
+def init_db(app: Flask, settings: Settings) -> None:
+    from tenants.orm import install_session_guard
+
+    from . import models  # noqa: F401 - every model registered before first use
+    from .db import ENGINE_OPTIONS, db, install_engine_hooks
+    from .settings import sqlalchemy_url
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = sqlalchemy_url(settings.database_url or "")
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(ENGINE_OPTIONS)
+    db.init_app(app)
+    with app.app_context():
+        install_engine_hooks(db.engine)
+    install_session_guard()
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .auth.views import bp as auth_bp
+    from .ops import bp as ops_bp
+    from .portal.views import bp as portal_bp
+
+    app.register_blueprint(ops_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(api_bp)

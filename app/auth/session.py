@@ -1,0 +1,70 @@
+"""The signed-in user, resolved once per request from the session cookie.
+
+The cookie holds only the user id and the time of sign-in. The user row is read
+on every request, so disabling a user ends their sessions at the next click.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import g, redirect, request, session, url_for
+
+from app.db import db, utcnow
+from tenants.models import User
+
+SESSION_USER = "uid"
+SESSION_AUTH_AT = "auth_at"
+
+
+def current_user() -> User | None:
+    if "user" in g:
+        return g.user
+    user = None
+    raw = session.get(SESSION_USER)
+    if raw:
+        try:
+            user = db.session.get(User, uuid.UUID(raw))
+        except ValueError:
+            user = None
+        if user is None or not user.is_active:
+            session.clear()
+            user = None
+    g.user = user
+    return user
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for ``user``: anything from before sign-in is dropped."""
+    session.clear()
+    session[SESSION_USER] = str(user.id)
+    session[SESSION_AUTH_AT] = utcnow().isoformat()
+    session.permanent = True
+    g.user = user
+
+
+def sign_out() -> None:
+    session.clear()
+    g.user = None
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-origin relative paths: ``/t/acme/``, never ``//evil`` or ``https://``."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,315 @@
+"""``erp``: everything an operator does, as one click group.
+
+Each command loads and validates the settings first; a bad variable prints one
+clear line per problem and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .settings import Settings, SettingsError, load_settings
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "admin@demo.example.com"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Load settings (and the embedded server if needed) before the command runs."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .database import DatabaseSetupError, resolve_databases
+
+        try:
+            settings = resolve_databases(load_settings())
+            return fn(settings, *args, **kwargs)
+        except SettingsError as exc:
+            for problem in exc.problems:
+                click.secho(f"configuration error: {problem}", fg="red", err=True)
+            sys.exit(2)
+        except DatabaseSetupError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Multi-tenant ERP/CRM: operator commands."""
+
+
+# --- database -----------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database roles and migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="heads")
+@with_settings
+def db_upgrade(settings: Settings, revision: str) -> None:
+    """Create missing roles, migrate to REVISION (default: heads), grant privileges."""
+    from .database import upgrade
+    from .logs import init_logging
+
+    init_logging(settings.log_level, settings.log_format)
+    upgrade(settings, revision)
+    click.echo(f"database is at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@with_settings
+def db_downgrade(settings: Settings, revision: str) -> None:
+    """Migrate down to REVISION (e.g. -1, base, or a revision id)."""
+    from .database import downgrade
+
+    downgrade(settings, revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@db.command("current")
+@with_settings
+def db_current(settings: Settings) -> None:
+    """Show the revision(s) the database is at and whether that is head."""
+    from .database import current, script_heads
+
+    applied = set(current(settings))
+    heads = script_heads()
+    state = "(head)" if applied == heads else f"(behind; head is {', '.join(sorted(heads))})"
+    click.echo(f"{', '.join(sorted(applied)) or '<none>'} {state}")
+
+
+# --- tenants and users -----------------------------------------------------------------
+
+
+def _app_context(settings: Settings) -> Any:
+    from . import create_app
+
+    return create_app(settings).app_context()
+
+
+@main.group()
+def tenant() -> None:
+    """Create and list tenants."""
+
+
+@tenant.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="Company name shown in the portal.")
+@click.option("--admin-email", required=True, help="Email of the tenant's first owner.")
+@click.option("--admin-password", help="Password for a new owner (generated if omitted).")
+@click.option("--admin-name", default="", help="Full name of the owner.")
+@click.option("--currency", "base_currency", default="EUR", show_default=True,
+              help="Base currency (ISO 4217).")
+@with_settings
+def tenant_create(settings: Settings, slug: str, name: str, admin_email: str,
+                  admin_password: str | None, admin_name: str, base_currency: str) -> None:
+    """Create tenant SLUG with its first owner."""
+    from tenants import services
+
+    from .db import db as database
+
+    with _app_context(settings):
+        try:
+            result = services.create_tenant(
+                database.session, slug=slug, name=name, base_currency=base_currency,
+                admin_email=admin_email, admin_password=admin_password, admin_name=admin_name,
+            )
+            database.session.commit()
+        except services.TenancyError as exc:
+            database.session.rollback()
+            _fail(str(exc))
+        click.echo(f"created tenant {result.tenant.slug} ({result.tenant.name})")
+        click.echo(f"portal: {settings.base_url}/t/{result.tenant.slug}/")
+        click.echo(f"owner: {result.admin.email}")
+        if result.password:
+            click.echo(f"password: {result.password}  (generated; shown once)")
+
+
+@tenant.command("list")
+@with_settings
+def tenant_list(settings: Settings) -> None:
+    """List tenants with their status and member count."""
+    from sqlalchemy import func, select
+
+    from tenants.models import Membership, Tenant
+
+    from .db import db as database
+
+    with _app_context(settings):
+        rows = database.session.execute(
+            select(Tenant.slug, Tenant.name, Tenant.base_currency, Tenant.status,
+                   func.count(Membership.id))
+            .outerjoin(Membership, Membership.tenant_id == Tenant.id)
+            .group_by(Tenant.id)
+            .order_by(Tenant.slug)
+        ).all()
+    if not rows:
+        click.echo("no tenants yet: erp tenant create SLUG --name ... --admin-email ...")
+    for slug, name, currency, status, members in rows:
+        click.echo(f"{slug:<24} {currency}  {status:<9} {members:>4} members  {name}")
+
+
+@main.group()
+def user() -> None:
+    """Manage users and memberships."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--tenant", "slug", required=True, help="Tenant slug to add the user to.")
+@click.option("--role", "roles", multiple=True, default=("viewer",), show_default=True,
+              help="Role in the tenant; repeat for several.")
+@click.option("--password", help="Password for a new user (generated if omitted).")
+@click.option("--name", "full_name", default="", help="Full name.")
+@with_settings
+def user_add(settings: Settings, email: str, slug: str, roles: tuple[str, ...],
+             password: str | None, full_name: str) -> None:
+    """Add EMAIL (new or existing user) to a tenant with the given roles."""
+    from tenants import services
+
+    from .db import db as database
+
+    with _app_context(settings):
+        tenant_row = services.find_tenant_by_slug(database.session, slug)
+        if tenant_row is None:
+            _fail(f"no tenant with slug {slug!r} (see: erp tenant list)")
+        try:
+            membership, member, generated = services.add_member(
+                database.session, tenant_row, email=email, roles=list(roles),
+                password=password, full_name=full_name,
+            )
+            database.session.commit()
+        except services.TenancyError as exc:
+            database.session.rollback()
+            _fail(str(exc))
+        click.echo(f"added {member.email} to {slug} as {', '.join(membership.roles)}")
+        if generated:
+            click.echo(f"password: {generated}  (generated; shown once)")
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def _demo_login(settings: Settings) -> tuple[str, str, bool]:
+    """Create the demo tenant when there is no tenant at all; return its login.
+
+    The generated demo password is kept in ERP_DATA_DIR/demo-login.json (mode 600)
+    so ``erp up`` can print it at every start of a local install.
+    """
+    from sqlalchemy import select
+
+    from tenants import services
+    from tenants.models import Tenant
+
+    from .db import db as database
+
+    path = Path(settings.data_dir) / "demo-login.json"
+    created = False
+    with _app_context(settings):
+        any_tenant = database.session.scalar(select(Tenant.id).limit(1))
+        if any_tenant is None:
+            password = secrets.token_urlsafe(12)
+            services.create_tenant(
+                database.session, slug=DEMO_SLUG, name="Demo Company", base_currency="EUR",
+                admin_email=DEMO_EMAIL, admin_password=password, admin_name="Demo Admin",
+            )
+            database.session.commit()
+            path.write_text(json.dumps({"email": DEMO_EMAIL, "password": password}))
+            path.chmod(0o600)
+            created = True
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["email"], saved["password"], created
+    return "", "", created
+
+
+def _serve(settings: Settings, threads: int) -> None:
+    from waitress import serve
+
+    from . import create_app
+
+    app = create_app(settings)
+    serve(app, host=settings.listen_host, port=settings.listen_port, threads=threads,
+          ident="erp")
+
+
+@main.command()
+@click.option("--threads", default=8, show_default=True, help="Web worker threads.")
+@with_settings
+def up(settings: Settings, threads: int) -> None:
+    """Run everything locally: database, migrations, demo tenant if none, web portal."""
+    from .database import upgrade
+    from .logs import init_logging
+
+    init_logging(settings.log_level, settings.log_format)
+    upgrade(settings)
+    email, password, created = _demo_login(settings)
+    click.secho("\nERP is up", fg="green", bold=True)
+    click.echo(f"  portal:   {settings.base_url}/login")
+    if email:
+        click.echo(f"  login:    {email}")
+        click.echo(f"  password: {password}")
+        if created:
+            click.echo("  (demo tenant 'demo' created on this first start)")
+    if settings.embedded:
+        click.echo(f"  database: embedded PostgreSQL in {settings.data_dir / 'pgdata'}")
+    click.echo("  stop with Ctrl-C\n")
+    _serve(settings, threads)
+
+
+@main.command()
+@click.option("--threads", default=8, show_default=True, help="Web worker threads.")
+@with_settings
+def serve(settings: Settings, threads: int) -> None:
+    """Serve the web portal and API (no migrations; see `erp up`)."""
+    _serve(settings, threads)
+
+
+@main.command("check-settings")
+def check_settings() -> None:
+    """Validate the environment and print the effective settings (secrets hidden)."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            click.secho(f"configuration error: {problem}", fg="red", err=True)
+        sys.exit(2)
+    for name, value in (
+        ("ERP_DATA_DIR", settings.data_dir),
+        ("DATABASE_URL", _hide(settings.database_url) or "(embedded PostgreSQL)"),
+        ("DATABASE_OWNER_URL", _hide(settings.database_owner_url) or "(embedded)"),
+        ("BROKER_URL", settings.broker_url or "(PostgreSQL)"),
+        ("BASE_URL", settings.base_url),
+        ("LOG_LEVEL", settings.log_level),
+        ("LOG_FORMAT", settings.log_format),
+    ):
+        click.echo(f"{name:<20} {value}")
+
+
+def _hide(url: str | None) -> str | None:
+    if not url:
+        return url
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

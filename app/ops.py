@@ -1,0 +1,48 @@
+"""Health endpoints for load balancers and orchestrators.
+
+``/healthz`` says the process serves requests (no I/O, never flaps with the
+database). ``/readyz`` says this instance can do useful work: the database answers
+as the app role and its schema is at the migrations' head, so a node started
+against an un-migrated database is kept out of rotation.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy import text
+
+from .db import db
+
+bp = Blueprint("ops", __name__)
+
+_heads: set[str] | None = None
+
+
+def _expected_heads() -> set[str]:
+    global _heads
+    if _heads is None:
+        from .database import script_heads
+
+        _heads = script_heads()
+    return _heads
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    try:
+        with db.engine.connect() as conn:
+            applied = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+    except Exception as exc:  # any failure means "not ready"; the reason is logged
+        current_app.logger.warning("readyz: database not reachable: %s", type(exc).__name__)
+        return jsonify(status="unavailable", database="unreachable"), 503
+    expected = _expected_heads()
+    if applied != expected:
+        return jsonify(status="unavailable", database="ok", migrations="behind",
+                       applied=sorted(applied), expected=sorted(expected)), 503
+    return jsonify(status="ok", database="ok", migrations="head")

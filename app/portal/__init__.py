@@ -1,0 +1,1 @@
+"""The tenant portal shell: tenant resolution, permissions, dashboard, settings."""

@@ -1,0 +1,180 @@
+"""Portal shell: dashboard, tenant settings and members.
+
+Views load, authorise and act: the tenant is resolved by ``load_tenant`` before any
+view runs, permissions are declared with ``@requires``, the work is a call to a
+tenancy service, and the view owns the single commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from app.db import db
+from tenants import services
+from tenants.permissions import PERMISSIONS, ROLE_LABELS
+
+from .forms import MemberForm, RolesForm, TenantForm
+from .tenancy import load_tenant, requires
+
+bp = Blueprint("portal", __name__, url_prefix="/t/<slug>")
+
+# Navigation of the portal: (label, endpoint, permission). Each business domain
+# appends its entries when its blueprint is registered, so the menu only ever
+# shows areas that exist.
+NAV: list[tuple[str, str, str]] = [
+    ("Dashboard", "portal.dashboard", "tenant:read"),
+    ("Settings", "portal.settings", "tenant:read"),
+]
+
+
+@bp.url_value_preprocessor
+def _pull_slug(_endpoint: str | None, values: dict | None) -> None:
+    g.slug = (values or {}).pop("slug", None)
+
+
+@bp.url_defaults
+def _add_slug(endpoint: str, values: dict) -> None:
+    if "slug" not in values and g.get("slug"):
+        values["slug"] = g.slug
+
+
+@bp.before_request
+def _resolve_tenant() -> ResponseReturnValue | None:
+    return load_tenant(g.slug)
+
+
+@bp.context_processor
+def _portal_context() -> dict:
+    nav = [(label, ep) for label, ep, perm in NAV if g.ctx.can(perm)]
+    choices = services.memberships_of_user(db.session, g.ctx.user_id)
+    return {"nav": nav, "tenant": g.tenant, "ctx": g.ctx, "tenant_choices": choices,
+            "role_labels": ROLE_LABELS}
+
+
+@bp.get("/")
+@requires("tenant:read")
+def dashboard() -> ResponseReturnValue:
+    members = services.tenant_members(db.session, g.tenant.id)
+    active = sum(1 for m, _ in members if m.is_active)
+    permissions = sorted((p, PERMISSIONS[p]) for p in g.ctx.permissions)
+    return render_template("portal/dashboard.html", members_active=active,
+                           members_total=len(members), permissions=permissions)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@requires("tenant:read")
+def settings() -> ResponseReturnValue:
+    form = TenantForm(obj=g.tenant)
+    if request.method == "POST":
+        if not g.ctx.can("tenant:write"):
+            abort(403)
+        if form.validate_on_submit():
+            try:
+                services.update_tenant(db.session, g.tenant, name=form.name.data,
+                                       base_currency=form.base_currency.data)
+            except services.TenancyError as exc:
+                db.session.rollback()
+                getattr(form, exc.field or "name").errors.append(str(exc))
+            else:
+                db.session.commit()
+                flash("Company settings saved.", "success")
+                return redirect(url_for("portal.settings"))
+    return _render_settings(form=form, member_form=MemberForm(),
+                            status=422 if form.errors else 200)
+
+
+def _render_settings(form: TenantForm, member_form: MemberForm, status: int = 200,
+                     ) -> ResponseReturnValue:
+    members = services.tenant_members(db.session, g.tenant.id)
+    role_forms = {m.id: RolesForm(roles=m.roles, prefix=f"m{m.id.hex}") for m, _ in members}
+    return render_template("portal/settings.html", form=form, member_form=member_form,
+                           members=members, role_forms=role_forms), status
+
+
+@bp.post("/settings/members")
+@requires("members:write")
+def add_member() -> ResponseReturnValue:
+    member_form = MemberForm()
+    if member_form.validate_on_submit():
+        try:
+            _, user, generated = services.add_member(
+                db.session, g.tenant, email=member_form.email.data,
+                roles=member_form.roles.data, password=member_form.password.data or None,
+                full_name=member_form.full_name.data or "",
+            )
+        except services.TenancyError as exc:
+            db.session.rollback()
+            field = exc.field if exc.field in ("email", "roles", "password") else "email"
+            getattr(member_form, field).errors.append(str(exc))
+        else:
+            db.session.commit()
+            if generated:
+                flash(f"{user.email} added. Their initial password is {generated} "
+                      "(shown once: pass it on securely).", "success")
+            else:
+                flash(f"{user.email} added.", "success")
+            return redirect(url_for("portal.settings"))
+    return _render_settings(form=TenantForm(obj=g.tenant), member_form=member_form, status=422)
+
+
+def _member_or_404(membership_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(membership_id)
+    except ValueError:
+        abort(404)
+
+
+@bp.post("/settings/members/<membership_id>/roles")
+@requires("members:write")
+def change_roles(membership_id: str) -> ResponseReturnValue:
+    mid = _member_or_404(membership_id)
+    form = RolesForm(prefix=f"m{mid.hex}")
+    error = None
+    if form.validate_on_submit():
+        try:
+            services.change_member_roles(db.session, g.tenant, mid, form.roles.data)
+        except services.TenancyError as exc:
+            db.session.rollback()
+            if str(exc) == "no such member":
+                abort(404)
+            error = str(exc)
+        else:
+            db.session.commit()
+    else:
+        error = "Choose at least one role."
+    return _member_row_response(mid, error)
+
+
+@bp.post("/settings/members/<membership_id>/active")
+@requires("members:write")
+def toggle_active(membership_id: str) -> ResponseReturnValue:
+    mid = _member_or_404(membership_id)
+    active = request.form.get("active") == "1"
+    error = None
+    try:
+        services.set_member_active(db.session, g.tenant, mid, active)
+    except services.TenancyError as exc:
+        db.session.rollback()
+        if str(exc) == "no such member":
+            abort(404)
+        error = str(exc)
+    else:
+        db.session.commit()
+    return _member_row_response(mid, error)
+
+
+def _member_row_response(mid: uuid.UUID, error: str | None) -> ResponseReturnValue:
+    """htmx swaps just the row; a plain form post goes back to the page."""
+    if request.headers.get("HX-Request") != "true":
+        flash(error or "Member updated.", "error" if error else "success")
+        return redirect(url_for("portal.settings"))
+    for membership, user in services.tenant_members(db.session, g.tenant.id):
+        if membership.id == mid:
+            form = RolesForm(roles=membership.roles, prefix=f"m{mid.hex}")
+            status = 422 if error else 200
+            return render_template("portal/_member_row.html", m=membership, u=user,
+                                   rform=form, error=error), status
+    abort(404)

@@ -1,0 +1,26 @@
+"""The tables outside row-level security, and why each one is.
+
+Every other table in a tenant schema is tenant-owned and must pass the catalog test
+(``tests/test_catalog.py``). These are read before a tenant is chosen, or are the
+registry of tenants itself, so they cannot be fenced by ``app.tenant_id``. They are
+reached only through the narrow functions in ``tenants.services``
+(``find_tenant_by_slug``, ``find_user_by_email``, ``memberships_of_user``,
+``tenant_members``), which always filter by the key they are given.
+"""
+
+GLOBAL_TABLES: dict[str, str] = {
+    "core.tenants": "the tenant registry itself: the URL slug is resolved to a tenant "
+    "before any tenant context exists",
+    "core.users": "a person's identity spans tenants; looked up by email at sign-in "
+    "before a tenant is chosen",
+    "core.memberships": "the membership lookup at sign-in lists a user's tenants for "
+    "the tenant switcher before one is chosen; tenant_id-led keys like a tenant table",
+    "public.alembic_version": "migration bookkeeping, no business data",
+}
+
+# Every business module has its own schema; all tables in these schemas are tenant
+# tables unless listed in GLOBAL_TABLES. Schema ``app`` holds only functions.
+TENANT_SCHEMAS: tuple[str, ...] = (
+    "core", "crm", "sales", "inventory", "purchasing", "ledger", "billing", "hr",
+    "audit", "events",
+)

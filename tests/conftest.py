@@ -20,6 +20,7 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -233,6 +234,19 @@ def csrf_from(html: str) -> str:
 
 
 @pytest.fixture
-def in_tenant():
-    """Run a block as a tenant: ``with in_tenant(t.ctx): ...``."""
-    return tenant_scope
+def as_tenant(db_session: Session):
+    """``with as_tenant(t.ctx) as s:`` runs a block as tenant t on the test session.
+
+    The session's transaction is ended first (a savepoint release under the
+    harness), because the tenant context is written when a transaction begins;
+    the block's work is committed (released) at the end, like a request.
+    """
+
+    @contextmanager
+    def scope(ctx: TenantContext) -> Iterator[Session]:
+        db_session.commit()
+        with tenant_scope(ctx):
+            yield db_session
+            db_session.commit()
+
+    return scope

@@ -90,6 +90,12 @@ class TestDatabase:
     def app_connect(self) -> psycopg.Connection:
         return psycopg.connect(self.app_url)
 
+    def admin_connect(self) -> psycopg.Connection:
+        """Superuser on the test database (for tests that build deliberate mistakes)."""
+        parts = urlsplit(self.admin_url)
+        url = urlunsplit((parts.scheme, parts.netloc, "/" + self.name, parts.query, ""))
+        return psycopg.connect(url, autocommit=True)
+
 
 @pytest.fixture(scope="session")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
@@ -145,22 +151,30 @@ def _context_on_savepoint(conn: Connection, _name: str) -> None:
 
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[Session]:
-    with app.app_context():
-        engines = db._app_engines[app]
-        engine = engines[None]
-        conn = engine.connect()
-        outer = conn.begin()
-        event.listen(conn, "savepoint", _context_on_savepoint)
-        engines[None] = conn  # Flask-SQLAlchemy sessions now bind to this connection
-        try:
-            yield db.session
-        finally:
-            db.session.remove()
-            engines[None] = engine
-            outer.rollback()
-            conn.close()
-            activate(None)
-    limiter.reset()
+    """A session on one connection whose outer transaction is rolled back at the end.
+
+    Requests made with ``client`` during the test bind their own Flask-SQLAlchemy
+    sessions to the same connection (each starts a savepoint), so they see what the
+    test wrote and the test sees what they wrote. No app context is held open here:
+    Flask would otherwise reuse it, and its ``g``, across test-client requests.
+    """
+    engines = db._app_engines[app]
+    engine = engines[None]
+    conn = engine.connect()
+    outer = conn.begin()
+    event.listen(conn, "savepoint", _context_on_savepoint)
+    engines[None] = conn  # Flask-SQLAlchemy sessions now bind to this connection
+    session = Session(bind=conn, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        engines[None] = engine
+        outer.rollback()
+        conn.close()
+        activate(None)
+        limiter.reset()
 
 
 @pytest.fixture

@@ -2,13 +2,15 @@
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.money import CURRENCIES
 from tenants.permissions import ROLE_LABELS, ROLES
 
-ROLE_CHOICES = [(r, ROLE_LABELS[r]) for r in ROLES]
+ROLE_CHOICES = [SelectChoice(r, ROLE_LABELS[r]) for r in ROLES]
+CURRENCY_CHOICES = [SelectChoice(c) for c in sorted(CURRENCIES)]
 
 
 class CheckboxesField(SelectMultipleField):
@@ -19,7 +21,7 @@ class CheckboxesField(SelectMultipleField):
 class TenantForm(FlaskForm):
     name = StringField("Company name", validators=[DataRequired(), Length(max=200)])
     base_currency = SelectField(
-        "Base currency", choices=sorted(CURRENCIES), validators=[DataRequired()]
+        "Base currency", choices=CURRENCY_CHOICES, validators=[DataRequired()]
     )
 
 

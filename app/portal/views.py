@@ -48,6 +48,8 @@ def _resolve_tenant() -> ResponseReturnValue | None:
 
 @bp.context_processor
 def _portal_context() -> dict:
+    if "ctx" not in g:  # an error page for a tenant that was not resolved
+        return {}
     nav = [(label, ep) for label, ep, perm in NAV if g.ctx.can(perm)]
     choices = services.memberships_of_user(db.session, g.ctx.user_id)
     return {"nav": nav, "tenant": g.tenant, "ctx": g.ctx, "tenant_choices": choices,

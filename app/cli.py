@@ -96,6 +96,29 @@ def db_current(settings: Settings) -> None:
     click.echo(f"{', '.join(sorted(applied)) or '<none>'} {state}")
 
 
+@db.command("check")
+@with_settings
+def db_check(settings: Settings) -> None:
+    """Check the live schema and roles against the tenancy rules (exit 1 on findings)."""
+    import psycopg
+
+    from tenants.catalog import catalog_problems
+    from tenants.globals import GLOBAL_TABLES, TENANT_SCHEMAS
+
+    from .database import runtime_roles
+    from .settings import libpq_url
+
+    app_role, analytics_role = runtime_roles(settings)
+    with psycopg.connect(libpq_url(settings.database_url or "")) as conn:
+        problems = catalog_problems(conn, TENANT_SCHEMAS, GLOBAL_TABLES,
+                                    [app_role.name, analytics_role.name])
+    for problem in problems:
+        click.secho(problem, fg="red")
+    if problems:
+        sys.exit(1)
+    click.echo("tenancy rules hold: every tenant table is fenced, runtime roles are safe")
+
+
 # --- tenants and users -----------------------------------------------------------------
 
 

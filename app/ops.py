@@ -36,9 +36,10 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
     try:
-        with db.engine.connect() as conn:
-            applied = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+        applied = set(db.session.scalars(text("SELECT version_num FROM alembic_version")))
+        db.session.rollback()
     except Exception as exc:  # any failure means "not ready"; the reason is logged
+        db.session.rollback()
         current_app.logger.warning("readyz: database not reachable: %s", type(exc).__name__)
         return jsonify(status="unavailable", database="unreachable"), 503
     expected = _expected_heads()

@@ -351,7 +351,7 @@ def _require_another_owner(session: Session, tenant: Tenant, membership: Members
         .where(
             Membership.tenant_id == tenant.id,
             Membership.is_active.is_(True),
-            Membership.roles.any("owner"),
+            Membership.roles.contains(["owner"]),
         )
         .with_for_update()
     ).all()

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Index,
     String,

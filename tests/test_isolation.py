@@ -154,11 +154,10 @@ def test_moving_a_row_to_another_tenant_fails(seeded, app_conn):
 
 def test_composite_fk_to_other_tenants_row_fails(seeded, app_conn):
     a, b, ids = seeded
-    with pytest.raises(psycopg.errors.ForeignKeyViolation):
-        with app_conn.transaction():
-            _as(app_conn, a.id)
-            app_conn.execute(f"INSERT INTO {SCHEMA}.children VALUES (%s, %s, %s)",
-                             (a.id, uuid.uuid4(), ids[b.slug]["parent"]))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), app_conn.transaction():
+        _as(app_conn, a.id)
+        app_conn.execute(f"INSERT INTO {SCHEMA}.children VALUES (%s, %s, %s)",
+                         (a.id, uuid.uuid4(), ids[b.slug]["parent"]))
 
 
 def test_query_without_context_raises(seeded, app_conn):
@@ -174,7 +173,8 @@ def test_orm_query_without_context_raises_even_when_empty(app):
     with app.app_context():
         try:
             with pytest.raises(NoTenantContext, match="DocumentCounter"):
-                db.session.execute(select(DocumentCounter).where(DocumentCounter.id == uuid.uuid4()))
+                db.session.execute(
+                    select(DocumentCounter).where(DocumentCounter.id == uuid.uuid4()))
         finally:
             db.session.remove()
 

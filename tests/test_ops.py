@@ -100,3 +100,24 @@ def test_security_headers(client):
     assert resp.headers["Referrer-Policy"] == "same-origin"
     assert resp.headers["Cache-Control"] == "no-store"
     assert "Strict-Transport-Security" not in resp.headers  # served over plain http here
+
+
+def test_json_logs_carry_request_id_and_tenant():
+    import json
+    import logging
+
+    from app.logs import ContextFilter, JsonFormatter
+    from tenants.context import set_request_id
+
+    record = logging.LogRecord("erp.test", logging.INFO, __file__, 1, "hello %s", ("world",),
+                               None)
+    set_request_id("req-12345678")
+    try:
+        ContextFilter().filter(record)
+    finally:
+        set_request_id(None)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "hello world"
+    assert line["request_id"] == "req-12345678"
+    assert line["tenant"] == "-"
+    assert line["level"] == "INFO"

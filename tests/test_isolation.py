@@ -238,6 +238,17 @@ def test_session_level_set_is_wiped_when_connection_returns_to_pool(seeded, data
             pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
             conn.exec_driver_sql(f"SET app.tenant_id = '{a.id}'")  # the bug
             conn.commit()
+        # The raw pooled connection, before any transaction hook runs: the pool's
+        # reset (rollback + RESET ALL) must have removed the session-level value.
+        raw = engine.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid(), current_setting('app.tenant_id', true)")
+                assert cur.fetchone() == (pid, "")
+            raw.rollback()
+        finally:
+            raw.close()
+        # And through SQLAlchemy the begin hook writes '' for the transaction anyway.
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == pid
             assert conn.exec_driver_sql(

@@ -10,7 +10,8 @@ import functools
 import json
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,19 @@ def db_check(settings: Settings) -> None:
 # --- tenants and users -----------------------------------------------------------------
 
 
-def _app_context(settings: Settings) -> Any:
+@contextmanager
+def _app_context(settings: Settings) -> Iterator[Any]:
+    """An app context for one command; its connections are closed at the end."""
     from . import create_app
+    from .db import db as database
 
-    return create_app(settings).app_context()
+    app = create_app(settings)
+    with app.app_context() as ctx:
+        try:
+            yield ctx
+        finally:
+            database.session.remove()
+            database.engine.dispose()
 
 
 @main.group()

@@ -30,7 +30,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
-from tenants.globals import TENANT_SCHEMAS
+from tenants.globals import INFRA_SCHEMAS, TENANT_SCHEMAS
 
 from .settings import Settings, SettingsError, libpq_url, sqlalchemy_url
 
@@ -224,6 +224,17 @@ def apply_privileges(conn: psycopg.Connection, app: RoleSpec, analytics: RoleSpe
             conn.execute(
                 sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(ident(schema, name), a)
             )
+    for schema in INFRA_SCHEMAS:
+        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone():
+            continue
+        s = ident(schema)
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, a))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} "
+                             "TO {}").format(s, a))
+        conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
+            s, a))
+        conn.execute(sql.SQL("REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {} "
+                             "FROM {}").format(s, a))
     conn.execute(sql.SQL("GRANT SELECT ON public.alembic_version TO {}, {}").format(a, r))
 
 

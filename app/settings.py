@@ -9,6 +9,7 @@ a traceback (``SettingsError`` is caught by the CLI and printed).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ class Settings:
     redis_url: str | None
     secret_key: str
     base_url: str
+    queue_prefix: str = "erp"
     log_level: str = "INFO"
     log_format: str = "text"
     testing: bool = False
@@ -148,6 +150,12 @@ def _choice(name: str, options: tuple[str, ...], *, upper: bool = False) -> Call
     return coerce
 
 
+def _queue_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", raw):
+        raise ValueError(f"ERP_QUEUE_PREFIX must be 1-31 of a-z, 0-9, _ (got {raw!r})")
+    return raw
+
+
 def _secret_key(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError("SECRET_KEY must be at least 32 characters long")
@@ -213,6 +221,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     log_level = get("LOG_LEVEL", _choice("LOG_LEVEL", LOG_LEVELS, upper=True), "INFO")
     log_format = get("LOG_FORMAT", _choice("LOG_FORMAT", LOG_FORMATS), "text")
     testing = get("ERP_TESTING", _bool("ERP_TESTING"), False)
+    queue_prefix = get("ERP_QUEUE_PREFIX", _queue_prefix, "erp")
     secret_key = get("SECRET_KEY", _secret_key)
 
     if problems:
@@ -237,5 +246,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         log_level=log_level,
         log_format=log_format,
         testing=testing,
+        queue_prefix=queue_prefix,
     )
     return replace(settings, **overrides) if overrides else settings

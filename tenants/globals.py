@@ -16,6 +16,8 @@ GLOBAL_TABLES: dict[str, str] = {
     "core.memberships": "the membership lookup at sign-in lists a user's tenants for "
     "the tenant switcher before one is chosen; tenant_id-led keys like a tenant table",
     "public.alembic_version": "migration bookkeeping, no business data",
+    "events.pending_tenants": "which tenants have unpublished outbox rows (a tenant id and a "
+    "counter, no business data); the relay reads it before it can choose a tenant context",
 }
 
 # Every business module has its own schema; all tables in these schemas are tenant
@@ -24,3 +26,8 @@ TENANT_SCHEMAS: tuple[str, ...] = (
     "core", "crm", "sales", "inventory", "purchasing", "ledger", "billing", "hr",
     "audit", "events",
 )
+
+# Infrastructure schemas: global, no tenant data in rows the app role can read
+# without a tenant (the message transport's queue holds message envelopes whose
+# payload is only ids; see workers/broker.py).
+INFRA_SCHEMAS: tuple[str, ...] = ("dramatiq",)

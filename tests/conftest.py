@@ -264,3 +264,13 @@ def as_tenant(db_session: Session):
             db_session.commit()
 
     return scope
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage_per_module():
+    """Collect garbage after each module, so a ResourceWarning for an unclosed
+    connection fails the module that leaked it rather than a random later test."""
+    yield
+    import gc
+
+    gc.collect()

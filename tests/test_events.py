@@ -1,0 +1,348 @@
+"""The event layer: outbox, relay, dispatch, inbox, poison guard, exceptions queue.
+
+Effects in these tests are gapless counter increments (``next_number``): a real
+tenant-scoped write, so N events processed exactly once leave the counter at N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pika
+import pytest
+from dramatiq import Message
+from dramatiq.middleware import SkipMessage
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from app.db import db
+from app.events import services as events
+from app.events.models import InboxEntry, OutboxEvent, WorkException
+from tenants import services
+from tenants.context import tenant_scope
+from tenants.models import DocumentCounter
+from workers import dispatch as dispatch_mod
+from workers.dispatch import consumer, dispatch, run_consumer
+from workers.middleware import TenantMiddleware
+from workers.relay import Relay
+
+from .conftest import TenantFixture, make_tenant
+
+RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
+FLAGS: dict[str, str] = {}  # test-controlled behaviour of the test consumer
+
+
+@consumer("test.counter", "test.ping", max_attempts=3)
+def count_ping(session: Session, event: OutboxEvent) -> None:
+    mode = FLAGS.get(event.payload.get("key", ""), "")
+    services.next_number(session, "ping")
+    if mode == "attention":
+        raise events.NeedsAttention("not enough stock for SKU X-1", sku="X-1", short=3)
+    if mode == "boom":
+        raise RuntimeError("downstream exploded")
+
+
+def _counter(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.max(DocumentCounter.last_value), 0))
+                          .where(DocumentCounter.doc_type == "ping")) or 0
+
+
+@pytest.fixture
+def committed(app) -> Iterator[Callable[[], Session]]:
+    """A session factory on the real engine (commits are real), and cleanup of FLAGS."""
+    with app.app_context():
+        engine = db.engine
+
+        def factory() -> Session:
+            return Session(engine, expire_on_commit=False)
+
+        yield factory
+    FLAGS.clear()
+
+
+@pytest.fixture
+def tenant(app, committed) -> TenantFixture:
+    with committed() as session:
+        t = make_tenant(session, f"ev-{secrets.token_hex(4)}")
+        session.commit()
+    return t
+
+
+def _publish(factory, t: TenantFixture, n: int = 1, key: str = "") -> list[uuid.UUID]:
+    with tenant_scope(t.ctx), factory() as session:
+        ids = [events.publish(session, "test.ping", {"key": key, "n": i}).id for i in range(n)]
+        session.commit()
+    return ids
+
+
+# --- outbox ------------------------------------------------------------------------------
+
+
+def test_publish_commits_with_the_change_or_not_at_all(tenant, committed):
+    with tenant_scope(tenant.ctx), committed() as session:
+        services.next_number(session, "order")
+        events.publish(session, "test.ping", {"k": 1})
+        session.rollback()
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+        assert session.execute(text("SELECT count(*) FROM events.pending_tenants"
+                                    " WHERE tenant_id = :t"), {"t": tenant.id}).scalar() == 0
+        event = events.publish(session, "test.ping", {"k": 2})
+        session.commit()
+        assert event.correlation_id
+        marker = session.execute(text("SELECT version FROM events.pending_tenants"
+                                      " WHERE tenant_id = :t"), {"t": tenant.id}).scalar()
+        assert marker == 1
+
+
+def test_publish_needs_a_tenant_and_a_dotted_type(tenant, committed):
+    from tenants.context import NoTenantContext
+
+    with committed() as session:
+        with pytest.raises(NoTenantContext):
+            events.publish(session, "test.ping")
+    with tenant_scope(tenant.ctx), committed() as session:
+        with pytest.raises(events.EventError, match=r"domain\.name"):
+            events.publish(session, "ping")
+
+
+# --- dispatch semantics (no broker) ----------------------------------------------------------
+
+
+def test_dispatch_processes_once_and_counts_duplicates(tenant, committed):
+    (event_id,) = _publish(committed, tenant)
+    before = dispatch_mod.STATS.counts["duplicate:test.counter"]
+    with tenant_scope(tenant.ctx):
+        assert dispatch(committed, event_id) == {"test.counter": "done"}
+        # the same message delivered twice more (crash after commit, before ack)
+        assert dispatch(committed, event_id) == {"test.counter": "duplicate"}
+        assert dispatch(committed, event_id) == {"test.counter": "duplicate"}
+        with committed() as session:
+            assert _counter(session) == 1
+            assert session.scalar(select(func.count()).select_from(InboxEntry)) == 1
+    assert dispatch_mod.STATS.counts["duplicate:test.counter"] - before == 2
+
+
+def test_message_of_tenant_a_with_tenant_b_event_writes_nothing(app, committed):
+    with committed() as session:
+        a = make_tenant(session, f"ev-a-{secrets.token_hex(3)}")
+        b = make_tenant(session, f"ev-b-{secrets.token_hex(3)}")
+        session.commit()
+    (b_event,) = _publish(committed, b)
+    with tenant_scope(a.ctx):
+        assert dispatch(committed, b_event) == {}
+        with committed() as session:
+            assert _counter(session) == 0
+            assert session.scalar(select(func.count()).select_from(InboxEntry)) == 0
+    with tenant_scope(b.ctx), committed() as session:
+        assert _counter(session) == 0
+
+
+def test_needs_attention_opens_an_exception_and_retry_completes(tenant, committed):
+    FLAGS["short"] = "attention"
+    (event_id,) = _publish(committed, tenant, key="short")
+    with tenant_scope(tenant.ctx):
+        assert dispatch(committed, event_id) == {"test.counter": "attention"}
+        with committed() as session:
+            assert _counter(session) == 0  # nothing half-written
+            (item,) = events.open_exceptions(session)
+            assert (item.kind, item.reason, item.status) == (
+                "attention", "not enough stock for SKU X-1", "open")
+            assert item.context == {"sku": "X-1", "short": 3}
+            FLAGS["short"] = ""  # a person fixed the cause (e.g. goods received)
+            retry_row = events.retry_exception(session, item.id)
+            session.commit()
+            retry_id = session.scalar(select(OutboxEvent.id).where(
+                OutboxEvent.event_type == events.REDELIVER,
+                OutboxEvent.causation_id == event_id))
+        assert retry_row.status == "retrying"
+        assert dispatch(committed, retry_id) == {"test.counter": "done"}
+        with committed() as session:
+            assert _counter(session) == 1
+            item = session.scalar(select(WorkException))
+            assert item.status == "resolved" and item.resolved_at is not None
+            with pytest.raises(events.EventError, match="already resolved"):
+                events.retry_exception(session, item.id)
+
+
+def test_poison_guard_quarantines_after_max_attempts(tenant, committed):
+    FLAGS["bad"] = "boom"
+    (event_id,) = _publish(committed, tenant, key="bad")
+    c = dispatch_mod.CONSUMERS["test.counter"]
+    with tenant_scope(tenant.ctx), committed() as session:
+        event = session.get(OutboxEvent, (tenant.id, event_id))
+        outcomes = [run_consumer(committed, c, event) for _ in range(5)]
+        assert outcomes == ["retry", "retry", "retry", "quarantined", "quarantined"]
+        item = session.scalar(select(WorkException))
+        assert item.kind == "poison" and "3 failed attempts" in item.reason
+        assert _counter(session) == 0
+        last_error = session.execute(text("SELECT last_error FROM events.deliveries")).scalar()
+        assert last_error == "RuntimeError: downstream exploded"
+        with pytest.raises(dispatch_mod.DispatchFailed):
+            FLAGS["bad"] = "boom"
+            # a fresh event still fails and asks Dramatiq for a retry
+            (other,) = _publish(committed, tenant, key="bad")
+            dispatch(committed, other)
+
+
+def test_replay_redrives_consumers_without_doubling(tenant, committed):
+    ids = _publish(committed, tenant, n=3)
+    with tenant_scope(tenant.ctx):
+        for event_id in ids[:2]:  # the third was "lost" before reaching its consumer
+            dispatch(committed, event_id)
+        with committed() as session:
+            since = session.scalar(select(func.min(OutboxEvent.created_at)))
+            assert events.replay(session, since) == 3
+            session.commit()
+            redeliveries = session.scalars(select(OutboxEvent.id).where(
+                OutboxEvent.event_type == events.REDELIVER)).all()
+        outcomes = [dispatch(committed, r)["test.counter"] for r in redeliveries]
+        assert sorted(outcomes) == ["done", "duplicate", "duplicate"]
+        with committed() as session:
+            assert _counter(session) == 3
+
+
+def test_middleware_fails_messages_without_a_valid_tenant(app, tenant):
+    mw = TenantMiddleware(app)
+
+    @dataclasses.dataclass
+    class FakeMessage:
+        options: dict
+        message_id: str = "m-1"
+        failed: bool = False
+
+        def fail(self) -> None:
+            self.failed = True
+
+    for bad in (None, "not-a-uuid", str(uuid.uuid4())):
+        msg = FakeMessage(options={"tenant_id": bad})
+        with pytest.raises(SkipMessage):
+            mw.before_process_message(None, msg)
+        assert msg.failed, bad
+    ok = FakeMessage(options={"tenant_id": str(tenant.id), "correlation_id": "corr-123456"})
+    mw.before_process_message(None, ok)
+    from tenants.context import current_context, current_request_id
+
+    try:
+        assert current_context().tenant_id == tenant.id
+        assert current_request_id() == "corr-123456"
+    finally:
+        mw.after_process_message(None, ok)
+    assert current_context() is None
+
+
+# --- relay ---------------------------------------------------------------------------------
+
+
+class RecordingBroker:
+    """Stands in for a broker to observe what the relay sends (and to fail on cue)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.sent: list[Message] = []
+        self.fail_after = fail_after
+
+    def enqueue(self, message: Message) -> Message:
+        if self.fail_after is not None and len(self.sent) >= self.fail_after:
+            raise ConnectionError("broker went away")
+        self.sent.append(message)
+        return message
+
+
+def test_relay_republishes_the_same_ids_after_a_crash_and_never_skips(app, tenant, committed):
+    Relay(app, RecordingBroker(), "q").run_once()  # earlier tests' backlog out of the way
+    ids = _publish(committed, tenant, n=5)
+    flaky = RecordingBroker(fail_after=2)
+    relay = Relay(app, flaky, "q", batch=10)
+    with pytest.raises(ConnectionError):
+        relay.run_once()
+    assert [m.message_id for m in flaky.sent] == [str(i) for i in ids[:2]]
+    good = RecordingBroker()
+    relay.broker = good
+    assert relay.run_once() == 5
+    assert [m.message_id for m in good.sent] == [str(i) for i in ids]  # same ids, in order
+    msg = good.sent[0]
+    assert msg.options["tenant_id"] == str(tenant.id) and msg.options["correlation_id"]
+    assert msg.kwargs == {"event_id": str(ids[0])}
+    assert relay.run_once() == 0  # published rows are not sent again
+    with tenant_scope(tenant.ctx), committed() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)
+                              .where(OutboxEvent.published_at.is_(None))) == 0
+
+
+def test_relay_keeps_the_marker_when_an_event_arrives_during_the_drain(app, tenant, committed):
+    _publish(committed, tenant)
+    with committed() as session:
+        version = session.execute(text("SELECT version FROM events.pending_tenants"
+                                       " WHERE tenant_id = :t"), {"t": tenant.id}).scalar()
+    _publish(committed, tenant)  # bumps the version: the drain below started before it
+    relay = Relay(app, RecordingBroker(), "q")
+    with app.app_context():
+        relay._drain(tenant.id, tenant.slug, version)
+    with committed() as session:
+        left = session.execute(text("SELECT version FROM events.pending_tenants"
+                                    " WHERE tenant_id = :t"), {"t": tenant.id}).scalar()
+    assert left == version + 1
+
+
+# --- real brokers ------------------------------------------------------------------------------
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the workers"
+        time.sleep(0.05)
+
+
+@pytest.fixture(params=["postgres", "rabbitmq"])
+def runtime(request, app, database):
+    from workers import runtime as rt
+
+    prefix = f"t{secrets.token_hex(4)}"
+    broker_url = RABBIT if request.param == "rabbitmq" else None
+    settings = dataclasses.replace(database.settings, broker_url=broker_url,
+                                   queue_prefix=prefix)
+    handle = rt.start(settings, threads=2, app=app)
+    handle.relay.poll_interval = 0.2
+    yield handle
+    handle.stop()
+    if request.param == "rabbitmq":
+        conn = pika.BlockingConnection(pika.URLParameters(RABBIT))
+        channel = conn.channel()
+        for suffix in ("", ".DQ", ".XQ"):
+            channel.queue_delete(f"{prefix}_events{suffix}")
+        conn.close()
+
+
+def test_events_flow_through_a_real_broker_exactly_once(runtime, tenant, committed):
+    n = 20
+    _publish(committed, tenant, n=n)
+
+    def processed() -> int:
+        with tenant_scope(tenant.ctx), committed() as session:
+            return session.scalar(select(func.count()).select_from(InboxEntry))
+
+    _wait_for(lambda: processed() == n)
+    with tenant_scope(tenant.ctx), committed() as session:
+        assert _counter(session) == n
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)
+                              .where(OutboxEvent.published_at.is_(None))) == 0
+
+
+def test_same_message_delivered_three_times_has_one_effect(runtime, tenant, committed):
+    (event_id,) = _publish(committed, tenant)
+    runtime.relay.run_once()
+    message = Message(queue_name=runtime.relay.queue_name, actor_name="dispatch_event", args=(),
+                      kwargs={"event_id": str(event_id)},
+                      options={"tenant_id": str(tenant.id), "correlation_id": "dup-test"},
+                      message_id=str(uuid.uuid4()))
+    for _ in range(2):  # two more deliveries of the same event, as a broker may do
+        runtime.broker.enqueue(message.copy(message_id=str(uuid.uuid4())))
+    before = dispatch_mod.STATS.counts["duplicate:test.counter"]
+    _wait_for(lambda: dispatch_mod.STATS.counts["duplicate:test.counter"] - before >= 2)
+    with tenant_scope(tenant.ctx), committed() as session:
+        assert _counter(session) == 1
+        assert session.scalar(select(func.count()).select_from(InboxEntry)) == 1

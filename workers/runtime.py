@@ -1,0 +1,82 @@
+"""A worker process: Dramatiq consumer threads plus an outbox relay thread.
+
+``erp worker`` runs one of these per process; two or more processes (or machines)
+can run side by side: the relay's SKIP LOCKED and the consumers' inbox make
+doubled work harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import Broker
+
+from app.settings import Settings
+
+from .broker import events_queue, make_broker
+from .dispatch import declare_actors
+from .relay import Relay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    app: Any
+    broker: Broker
+    worker: dramatiq.Worker
+    relay: Relay
+    relay_thread: threading.Thread | None
+    stop_event: threading.Event
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.relay_thread is not None:
+            self.relay_thread.join(timeout=10)
+        self.worker.stop(timeout=10_000)
+        self.broker.close()
+
+
+def start(settings: Settings, *, threads: int = 4, relay: bool = True, app: Any = None,
+          ) -> Runtime:
+    """Start consumer threads (and the relay) in this process; return a handle."""
+    if app is None:
+        from app import create_app
+
+        app = create_app(settings)
+    queue = events_queue(settings)
+    broker = make_broker(settings, app)
+    declare_actors(broker, app, queue)
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+    worker.start()
+    stop_event = threading.Event()
+    relay_obj = Relay(app, broker, queue)
+    thread = None
+    if relay:
+        thread = threading.Thread(target=relay_obj.run_forever,
+                                  args=(stop_event, settings.database_url or ""),
+                                  name="outbox-relay", daemon=True)
+        thread.start()
+    log.info("worker started: %s threads on queue %s, relay %s", threads, queue,
+             "on" if relay else "off")
+    return Runtime(app, broker, worker, relay_obj, thread, stop_event)
+
+
+def run(settings: Settings, *, threads: int = 4, relay: bool = True) -> None:
+    """Run until SIGINT/SIGTERM, then stop cleanly (messages in flight finish)."""
+    runtime = start(settings, threads=threads, relay=relay)
+    done = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("worker stopping (signal %s)", signum)
+        done.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    done.wait()
+    runtime.stop()

@@ -88,10 +88,12 @@ def init_db(app: Flask, settings: Settings) -> None:
 def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .auth.views import bp as auth_bp
+    from .events.views import bp as events_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(events_bp)
     app.register_blueprint(api_bp)

@@ -238,6 +238,56 @@ def user_add(settings: Settings, email: str, slug: str, roles: tuple[str, ...],
             click.echo(f"password: {generated}  (generated; shown once)")
 
 
+# --- workers and events --------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--threads", default=4, show_default=True, help="Consumer threads per process.")
+@click.option("--no-relay", is_flag=True, help="Do not run the outbox relay in this process.")
+@with_settings
+def worker(settings: Settings, threads: int, no_relay: bool) -> None:
+    """Run background workers: event consumers and the outbox relay."""
+    from workers.runtime import run
+
+    from .logs import init_logging
+
+    init_logging(settings.log_level, settings.log_format)
+    run(settings, threads=threads, relay=not no_relay)
+
+
+@main.group()
+def events() -> None:
+    """Inspect and replay the event store (the outbox)."""
+
+
+@events.command("replay")
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--since", required=True, type=click.DateTime(),
+              help="Replay events created at or after this time (UTC).")
+@click.option("--type", "event_types", multiple=True, help="Only this event type (repeatable).")
+@with_settings
+def events_replay(settings: Settings, slug: str, since: Any, event_types: tuple[str, ...]) -> None:
+    """Re-drive consumers with a tenant's events; consumers skip what they already did."""
+    import datetime as dt
+
+    from app.events import services as event_services
+    from tenants import services
+    from tenants.context import TenantContext, tenant_scope
+
+    from .db import db as database
+
+    with _app_context(settings):
+        found = services.find_tenant_by_slug(database.session, slug)
+        if found is None:
+            _fail(f"no tenant with slug {slug!r} (see: erp tenant list)")
+        database.session.commit()
+        since_utc = since.replace(tzinfo=dt.UTC) if since.tzinfo is None else since
+        with tenant_scope(TenantContext(tenant_id=found.id, tenant_slug=found.slug)):
+            count = event_services.replay(database.session, since_utc, list(event_types) or None)
+            database.session.commit()
+    click.echo(f"queued {count} events of {slug} for redelivery")
+
+
 # --- running ------------------------------------------------------------------------------
 
 
@@ -304,8 +354,15 @@ def up(settings: Settings, threads: int) -> None:
             click.echo("  (demo tenant 'demo' created on this first start)")
     if settings.embedded:
         click.echo(f"  database: embedded PostgreSQL in {settings.data_dir / 'pgdata'}")
+    click.echo("  worker:   consumers and outbox relay running beside the web server")
     click.echo("  stop with Ctrl-C\n")
-    _serve(settings, threads)
+    from workers.runtime import start
+
+    runtime = start(settings, threads=2)
+    try:
+        _serve(settings, threads)
+    finally:
+        runtime.stop()
 
 
 @main.command()

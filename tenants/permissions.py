@@ -47,6 +47,8 @@ PERMISSIONS: dict[str, str] = {
     "hr:read": "See employees, shifts and machinery logs",
     "hr:write": "Change employees, shifts and machinery logs",
     "reports:read": "See analytics reports",
+    "exceptions:read": "See work that needs a person (the exceptions queue)",
+    "exceptions:retry": "Retry work from the exceptions queue",
 }
 
 _READ_ALL = {p for p in PERMISSIONS if p.endswith(":read")}
@@ -56,16 +58,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
     "sales": frozenset(
         {"tenant:read", "crm:read", "crm:write", "deals:read", "deals:write",
-         "sales:read", "sales:write", "inventory:read", "invoices:read", "reports:read"}
+         "sales:read", "sales:write", "inventory:read", "invoices:read", "reports:read",
+         "exceptions:read"}
     ),
     "finance": frozenset(
         {"tenant:read", "crm:read", "deals:read", "sales:read", "inventory:read",
          "purchasing:read", "purchasing:approve", "ledger:read", "ledger:post",
-         "ledger:close", "invoices:read", "invoices:post", "payments:write", "reports:read"}
+         "ledger:close", "invoices:read", "invoices:post", "payments:write", "reports:read",
+         "exceptions:read", "exceptions:retry"}
     ),
     "warehouse": frozenset(
         {"tenant:read", "inventory:read", "inventory:write", "purchasing:read",
-         "purchasing:write", "sales:read"}
+         "purchasing:write", "sales:read", "exceptions:read", "exceptions:retry"}
     ),
     "hr": frozenset({"tenant:read", "hr:read", "hr:write"}),
     "viewer": frozenset(_READ_ALL),

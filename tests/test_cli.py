@@ -182,3 +182,53 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path):
             break
         time.sleep(0.1)
     assert not (data / "pgdata" / "postmaster.pid").exists(), "embedded PostgreSQL still running"
+
+
+def test_events_replay_queues_the_tenants_events(env, app):
+    from app.db import db
+    from app.events.services import publish
+    from tenants.context import tenant_scope
+
+    from .conftest import make_tenant
+
+    with app.app_context():
+        t = make_tenant(db.session, f"replay-{secrets.token_hex(3)}")
+        db.session.commit()
+        with tenant_scope(t.ctx):
+            publish(db.session, "test.replayed", {"n": 1})
+            publish(db.session, "test.other", {"n": 2})
+            db.session.commit()
+        db.session.remove()
+    result = run(env, "events", "replay", "--tenant", t.slug, "--since", "2000-01-01",
+                 "--type", "test.replayed")
+    assert result.exit_code == 0, result.output
+    assert f"queued 1 events of {t.slug} for redelivery" in result.output
+    missing = CliRunner().invoke(main, ["events", "replay", "--tenant", "nope-nope",
+                                        "--since", "2000-01-01"], env=env)
+    assert missing.exit_code == 2 and "no tenant with slug 'nope-nope'" in missing.output
+
+
+def test_erp_worker_starts_and_stops_on_sigterm(env, tmp_path):
+    prefix = f"t{secrets.token_hex(4)}"
+    erp = Path(sys.executable).with_name("erp")
+    proc = subprocess.Popen([str(erp), "worker", "--threads", "1"],
+                            env={**os.environ, **env, "ERP_QUEUE_PREFIX": prefix,
+                                 "LOG_LEVEL": "INFO"},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "worker started" not in output:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                pytest.fail(f"erp worker exited early:\n{output}")
+            output += line
+            assert time.monotonic() < deadline, output
+        assert f"queue {prefix}_events, relay on" in output
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, g, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, request, url_for
 
 from app.auth.session import current_user
 from app.db import db
@@ -35,6 +35,47 @@ def load_tenant(slug: str) -> Any:
     services.bind_session_context(db.session, ctx)
     g.tenant, g.membership, g.ctx = tenant, membership, ctx
     return None
+
+
+def tenant_blueprint(name: str, import_name: str, prefix: str = "",
+                     template_folder: str | None = None) -> Blueprint:
+    """A blueprint under ``/t/<slug><prefix>`` whose views run inside the tenant.
+
+    Every domain's portal views use one, so tenant resolution, the 404 rule and the
+    shared layout context are the same everywhere and written once.
+    """
+    bp = Blueprint(name, import_name, url_prefix=f"/t/<slug>{prefix}",
+                   template_folder=template_folder)
+
+    @bp.url_value_preprocessor
+    def _pull_slug(_endpoint: str | None, values: dict | None) -> None:
+        g.slug = (values or {}).pop("slug", None)
+
+    @bp.url_defaults
+    def _add_slug(endpoint: str, values: dict) -> None:
+        if "slug" not in values and g.get("slug"):
+            values["slug"] = g.slug
+
+    @bp.before_request
+    def _resolve_tenant() -> Any:
+        return load_tenant(g.slug)
+
+    bp.context_processor(portal_context)
+    return bp
+
+
+def portal_context() -> dict:
+    """Layout context for tenant pages: navigation, tenant switcher, role labels."""
+    if "ctx" not in g:  # an error page for a tenant that was not resolved
+        return {}
+    from tenants.permissions import ROLE_LABELS
+
+    from .views import NAV
+
+    nav = [(label, ep) for label, ep, perm in NAV if g.ctx.can(perm)]
+    choices = services.memberships_of_user(db.session, g.ctx.user_id)
+    return {"nav": nav, "tenant": g.tenant, "ctx": g.ctx, "tenant_choices": choices,
+            "role_labels": ROLE_LABELS}
 
 
 def current_ctx() -> TenantContext:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from app.db import db
 from tenants import services
-from tenants.permissions import PERMISSIONS, ROLE_LABELS
+from tenants.permissions import PERMISSIONS
 
 from .forms import MemberForm, RolesForm, TenantForm
-from .tenancy import load_tenant, requires
+from .tenancy import requires, tenant_blueprint
 
-bp = Blueprint("portal", __name__, url_prefix="/t/<slug>")
+bp = tenant_blueprint("portal", __name__)
 
 # Navigation of the portal: (label, endpoint, permission). Each business domain
 # appends its entries when its blueprint is registered, so the menu only ever
@@ -28,32 +28,6 @@ NAV: list[tuple[str, str, str]] = [
     ("Dashboard", "portal.dashboard", "tenant:read"),
     ("Settings", "portal.settings", "tenant:read"),
 ]
-
-
-@bp.url_value_preprocessor
-def _pull_slug(_endpoint: str | None, values: dict | None) -> None:
-    g.slug = (values or {}).pop("slug", None)
-
-
-@bp.url_defaults
-def _add_slug(endpoint: str, values: dict) -> None:
-    if "slug" not in values and g.get("slug"):
-        values["slug"] = g.slug
-
-
-@bp.before_request
-def _resolve_tenant() -> ResponseReturnValue | None:
-    return load_tenant(g.slug)
-
-
-@bp.context_processor
-def _portal_context() -> dict:
-    if "ctx" not in g:  # an error page for a tenant that was not resolved
-        return {}
-    nav = [(label, ep) for label, ep, perm in NAV if g.ctx.can(perm)]
-    choices = services.memberships_of_user(db.session, g.ctx.user_id)
-    return {"nav": nav, "tenant": g.tenant, "ctx": g.ctx, "tenant_choices": choices,
-            "role_labels": ROLE_LABELS}
 
 
 @bp.get("/")

@@ -244,15 +244,16 @@ def user_add(settings: Settings, email: str, slug: str, roles: tuple[str, ...],
 @main.command()
 @click.option("--threads", default=4, show_default=True, help="Consumer threads per process.")
 @click.option("--no-relay", is_flag=True, help="Do not run the outbox relay in this process.")
+@click.option("--metrics-port", type=int, help="Serve this process's /metrics on 127.0.0.1.")
 @with_settings
-def worker(settings: Settings, threads: int, no_relay: bool) -> None:
+def worker(settings: Settings, threads: int, no_relay: bool, metrics_port: int | None) -> None:
     """Run background workers: event consumers and the outbox relay."""
     from workers.runtime import run
 
     from .logs import init_logging
 
     init_logging(settings.log_level, settings.log_format)
-    run(settings, threads=threads, relay=not no_relay)
+    run(settings, threads=threads, relay=not no_relay, metrics_port=metrics_port)
 
 
 @main.group()

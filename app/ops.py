@@ -28,6 +28,20 @@ def _expected_heads() -> set[str]:
     return _heads
 
 
+@bp.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    """Prometheus text format; see workers/metrics.py for what each series means."""
+    from sqlalchemy.orm import Session
+
+    from workers.metrics import render
+
+    def factory() -> Session:
+        return Session(bind=db.session.get_bind(), expire_on_commit=False)
+
+    body = render(factory)
+    return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+
+
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")

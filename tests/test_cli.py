@@ -211,7 +211,9 @@ def test_events_replay_queues_the_tenants_events(env, app):
 def test_erp_worker_starts_and_stops_on_sigterm(env, tmp_path):
     prefix = f"t{secrets.token_hex(4)}"
     erp = Path(sys.executable).with_name("erp")
-    proc = subprocess.Popen([str(erp), "worker", "--threads", "1"],
+    metrics_port = _free_port()
+    proc = subprocess.Popen([str(erp), "worker", "--threads", "1",
+                             "--metrics-port", str(metrics_port)],
                             env={**os.environ, **env, "ERP_QUEUE_PREFIX": prefix,
                                  "LOG_LEVEL": "INFO"},
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -225,6 +227,14 @@ def test_erp_worker_starts_and_stops_on_sigterm(env, tmp_path):
             output += line
             assert time.monotonic() < deadline, output
         assert f"queue {prefix}_events, relay on" in output
+        for _ in range(50):
+            try:
+                scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                                 timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "# TYPE erp_outbox_backlog gauge" in scraped
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

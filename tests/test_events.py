@@ -346,3 +346,30 @@ def test_same_message_delivered_three_times_has_one_effect(runtime, tenant, comm
     with tenant_scope(tenant.ctx), committed() as session:
         assert _counter(session) == 1
         assert session.scalar(select(func.count()).select_from(InboxEntry)) == 1
+
+
+def test_metrics_report_backlog_exceptions_and_consumer_outcomes(app, tenant, committed):
+    from workers import metrics
+
+    metrics._cache["gauges"] = None
+    FLAGS["m"] = "attention"
+    ids = _publish(committed, tenant, n=3, key="m")
+    with tenant_scope(tenant.ctx):
+        dispatch(committed, ids[0])
+    text_out = metrics.render(committed)
+    values = dict(line.rsplit(" ", 1) for line in text_out.splitlines()
+                  if line and not line.startswith("#"))
+    assert float(values["erp_outbox_backlog"]) >= 3
+    assert float(values["erp_outbox_pending_tenants"]) >= 1
+    assert float(values["erp_outbox_oldest_pending_seconds"]) >= 0
+    assert float(values["erp_exceptions_open"]) >= 1
+    key = 'erp_consumer_events_total{consumer="test.counter",outcome="attention"}'
+    assert int(values[key]) >= 1
+    assert "erp_events_duplicates_total" in values
+
+
+def test_metrics_endpoint_serves_prometheus_text(client):
+    resp = client.get("/metrics")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE erp_outbox_backlog gauge" in resp.get_data(as_text=True)

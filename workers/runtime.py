@@ -67,9 +67,42 @@ def start(settings: Settings, *, threads: int = 4, relay: bool = True, app: Any 
     return Runtime(app, broker, worker, relay_obj, thread, stop_event)
 
 
-def run(settings: Settings, *, threads: int = 4, relay: bool = True) -> None:
+def serve_metrics(app: Any, port: int) -> None:
+    """Expose this worker process's /metrics on 127.0.0.1:``port`` (a daemon thread)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sqlalchemy.orm import Session
+
+    from app.db import db
+
+    from .metrics import render
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/metrics":
+                self.send_error(404)
+                return
+            with app.app_context():
+                body = render(lambda: Session(db.engine)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
+def run(settings: Settings, *, threads: int = 4, relay: bool = True,
+        metrics_port: int | None = None) -> None:
     """Run until SIGINT/SIGTERM, then stop cleanly (messages in flight finish)."""
     runtime = start(settings, threads=threads, relay=relay)
+    if metrics_port:
+        serve_metrics(runtime.app, metrics_port)
     done = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:

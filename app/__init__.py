@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     register_error_handlers(app)
     register_blueprints(app)
+
+    from workers.consumers import load as load_consumers
+
+    load_consumers()
     return app
 
 
@@ -89,6 +93,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .auth.views import bp as auth_bp
     from .events.views import bp as events_bp
+    from .events.webhook_views import bp as webhooks_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
 
@@ -96,4 +101,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(events_bp)
+    app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)

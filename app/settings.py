@@ -42,6 +42,8 @@ class Settings:
     secret_key: str
     base_url: str
     queue_prefix: str = "erp"
+    # Webhook endpoints on loopback/private networks are refused (SSRF) unless set.
+    webhooks_allow_private: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
     testing: bool = False
@@ -222,6 +224,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     log_format = get("LOG_FORMAT", _choice("LOG_FORMAT", LOG_FORMATS), "text")
     testing = get("ERP_TESTING", _bool("ERP_TESTING"), False)
     queue_prefix = get("ERP_QUEUE_PREFIX", _queue_prefix, "erp")
+    webhooks_allow_private = get("ERP_WEBHOOKS_ALLOW_PRIVATE",
+                                 _bool("ERP_WEBHOOKS_ALLOW_PRIVATE"), False)
     secret_key = get("SECRET_KEY", _secret_key)
 
     if problems:
@@ -247,5 +251,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         log_format=log_format,
         testing=testing,
         queue_prefix=queue_prefix,
+        webhooks_allow_private=webhooks_allow_private,
     )
     return replace(settings, **overrides) if overrides else settings

@@ -49,6 +49,7 @@ PERMISSIONS: dict[str, str] = {
     "reports:read": "See analytics reports",
     "exceptions:read": "See work that needs a person (the exceptions queue)",
     "exceptions:retry": "Retry work from the exceptions queue",
+    "webhooks:manage": "Configure outbound webhooks and replay deliveries",
 }
 
 _READ_ALL = {p for p in PERMISSIONS if p.endswith(":read")}

@@ -76,7 +76,9 @@ def consumer(name: str, *event_types: str, max_attempts: int = 5) -> Callable[[H
 
 
 def consumers_of(event_type: str) -> list[Consumer]:
-    return [c for c in CONSUMERS.values() if event_type in c.event_types]
+    """Consumers of ``event_type``; a consumer of ``"*"`` receives every type."""
+    return [c for c in CONSUMERS.values()
+            if event_type in c.event_types or "*" in c.event_types]
 
 
 class Stats:

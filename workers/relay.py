@@ -68,11 +68,13 @@ class Relay:
         while True:
             with tenant_scope(ctx), self._session() as session:
                 rows = session.execute(text(
-                    "SELECT id, correlation_id FROM events.outbox"
+                    "SELECT id, correlation_id,"
+                    " greatest(0, extract(epoch FROM deliver_after - now()) * 1000)::bigint"
+                    " FROM events.outbox"
                     " WHERE tenant_id = :t AND published_at IS NULL"
                     " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
                 ), {"t": tenant_id, "n": self.batch}).all()
-                for event_id, correlation_id in rows:
+                for event_id, correlation_id, delay_ms in rows:
                     self.broker.enqueue(Message(
                         queue_name=self.queue_name,
                         actor_name="dispatch_event",
@@ -81,7 +83,7 @@ class Relay:
                         options={"tenant_id": str(tenant_id),
                                  "correlation_id": correlation_id},
                         message_id=str(event_id),
-                    ))
+                    ), delay=int(delay_ms) or None)
                 if rows:
                     session.execute(text(
                         "UPDATE events.outbox SET published_at = now(),"

@@ -6,8 +6,20 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -33,6 +45,8 @@ class OutboxEvent(TenantScoped, Base):
     # Set on redelivery rows: only this consumer gets the referenced event again.
     target_consumer: Mapped[str | None] = mapped_column(String(100))
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Not before this time (retry backoff); the relay hands the broker the delay.
+    deliver_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     publish_count: Mapped[int] = mapped_column(server_default=text("0"))
 
 
@@ -102,3 +116,48 @@ class ScheduledRun(TenantScoped, Base):
 
     job: Mapped[str] = mapped_column(String(100))
     period: Mapped[str] = mapped_column(String(40))
+
+
+class WebhookEndpoint(TenantScoped, Base):
+    """A tenant's HTTPS endpoint subscribed to event types (``crm.*``, ``*``)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        CheckConstraint("url ~ '^https?://'", name="url_http"),
+        CheckConstraint("cardinality(event_types) > 0", name="event_types_present"),
+        {"schema": "events"},
+    )
+
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), server_default="")
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
+    # The signing secret, encrypted at rest (app.crypto); shown once at creation.
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+
+
+class WebhookDelivery(TenantScoped, Base):
+    """One event to one endpoint: its attempts, last answer and state (the log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "endpoint_id", "event_id"),
+        ForeignKeyConstraint(["tenant_id", "endpoint_id"],
+                             ["events.webhook_endpoints.tenant_id",
+                              "events.webhook_endpoints.id"]),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
+        Index("ix_webhook_deliveries_tenant_id_endpoint_id_created_at", "tenant_id",
+              "endpoint_id", "created_at"),
+        {"schema": "events"},
+    )
+
+    endpoint_id: Mapped[uuid.UUID]
+    event_id: Mapped[uuid.UUID]
+    event_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), server_default="pending")
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_duration_ms: Mapped[int | None]
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -103,6 +104,11 @@ def resolve_exception(session: Session, consumer: str, event_id: uuid.UUID) -> N
     )
 
 
+# Consumers whose failures are committed bookkeeping (not rolled back) register how
+# a person's "retry" restarts them; the default sends the event again.
+RETRY_HANDLERS: dict[str, Callable[[Session, WorkException], None]] = {}
+
+
 def retry_exception(session: Session, exception_id: uuid.UUID) -> WorkException:
     """Send the exception's event to its consumer again (through the outbox)."""
     item = session.scalar(
@@ -112,8 +118,11 @@ def retry_exception(session: Session, exception_id: uuid.UUID) -> WorkException:
         raise EventError("no such exception")
     if item.status == "resolved":
         raise EventError("this exception is already resolved")
-    original = session.scalar(select(OutboxEvent).where(OutboxEvent.id == item.event_id))
-    redeliver(session, original, item.consumer)
+    if item.consumer in RETRY_HANDLERS:
+        RETRY_HANDLERS[item.consumer](session, item)
+    else:
+        original = session.scalar(select(OutboxEvent).where(OutboxEvent.id == item.event_id))
+        redeliver(session, original, item.consumer)
     item.status = "retrying"
     session.flush()
     return item

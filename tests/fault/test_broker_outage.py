@@ -49,8 +49,6 @@ def test_backlog_drains_after_the_broker_returns(app, database, tmp_path):
         t = make_tenant(session, f"outage-{secrets.token_hex(3)}")
         session.commit()
     log = (tmp_path / "worker.log").open("ab")
-    worker = subprocess.Popen([sys.executable, "-m", "tests.fault.worker"], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
 
     def publish(n: int) -> None:
         with tenant_scope(t.ctx), Session(engine) as session:
@@ -58,6 +56,8 @@ def test_backlog_drains_after_the_broker_returns(app, database, tmp_path):
                 events.publish(session, "fault.ping", {})
             session.commit()
 
+    worker = subprocess.Popen([sys.executable, "-m", "tests.fault.worker"], cwd=ROOT, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
     try:
         publish(50)
         deadline = time.monotonic() + 60

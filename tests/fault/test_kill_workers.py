@@ -57,11 +57,12 @@ def test_sigkilled_workers_lose_and_double_nothing(app, database, tmp_path):
 
     log_path = tmp_path / "workers.log"
     log = log_path.open("ab")
-    workers = [_spawn(env, log) for _ in range(2)]
     rng = random.Random(2026)
     kills = 0
     published = {t.slug: 0 for t in tenants}
+    workers: list[subprocess.Popen] = []
     try:
+        workers += [_spawn(env, log) for _ in range(2)]
         batches = 30
         per_batch = EVENTS // batches
         kill_at = set(rng.sample(range(2, batches), KILLS))

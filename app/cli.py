@@ -325,11 +325,23 @@ def _demo_login(settings: Settings) -> tuple[str, str, bool]:
     return "", "", created
 
 
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (systemd, docker stop) into a normal exit, so finally blocks and
+    atexit handlers run: workers finish, the embedded PostgreSQL is stopped."""
+    import signal
+
+    def _exit(signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def _serve(settings: Settings, threads: int) -> None:
     from waitress import serve
 
     from . import create_app
 
+    _exit_on_sigterm()
     app = create_app(settings)
     serve(app, host=settings.listen_host, port=settings.listen_port, threads=threads,
           ident="erp")

@@ -128,9 +128,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path, stop_signal):
     """``erp up`` on an empty data folder: embedded PostgreSQL, migrations, demo
-    tenant, web portal; the login it prints signs in; Ctrl-C stops the database."""
+    tenant, web portal; the login it prints signs in; Ctrl-C or SIGTERM stops the
+    embedded database cleanly."""
     port = _free_port()
     data = tmp_path / "var"
     env = {k: v for k, v in os.environ.items()
@@ -169,7 +171,7 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path):
         assert "<h1>Demo Company</h1>" in landed.read().decode()
         assert (data / "pgdata" / "postmaster.pid").exists()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -379,3 +379,44 @@ def test_metrics_endpoint_serves_prometheus_text(client):
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "# TYPE erp_outbox_backlog gauge" in resp.get_data(as_text=True)
+
+
+# --- scheduler -----------------------------------------------------------------------------
+
+
+def test_doubled_scheduler_claims_each_tenant_job_period_once(app, tenant, committed):
+    import datetime as dt
+
+    from workers.scheduler import Scheduler
+
+    now = dt.datetime(2031, 5, 4, 10, 30, tzinfo=dt.UTC)
+    first, second = Scheduler(app), Scheduler(app)
+    assert first.tick(now) >= 1
+    assert second.tick(now) == 0  # the same runs were already claimed
+    assert first.tick(now) == 0  # and the same period is not even retried
+    with tenant_scope(tenant.ctx), committed() as session:
+        runs = session.execute(text("SELECT job, period FROM events.scheduled_runs")).all()
+        assert runs == [("events.prune_deliveries", "2031-05-04")]
+        (job_event,) = session.scalars(select(OutboxEvent).where(
+            OutboxEvent.event_type == "events.prune_due")).all()
+        assert job_event.payload == {"job": "events.prune_deliveries", "period": "2031-05-04"}
+    assert second.tick(now + dt.timedelta(days=1)) >= 1
+
+
+def test_prune_deletes_only_old_attempt_rows_of_finished_work(app, tenant, committed):
+    old_done, old_open, new_done = (uuid.uuid4() for _ in range(3))
+    with tenant_scope(tenant.ctx), committed() as session:
+        for event_id, age in ((old_done, 40), (old_open, 40), (new_done, 1)):
+            session.execute(text(
+                "INSERT INTO events.deliveries (tenant_id, consumer, event_id, attempts,"
+                " updated_at) VALUES (app.current_tenant_id(), 'c', :e, 1,"
+                " now() - make_interval(days => :a))"), {"e": event_id, "a": age})
+        for event_id in (old_done, new_done):
+            session.execute(text("INSERT INTO events.inbox (tenant_id, consumer, event_id)"
+                                 " VALUES (app.current_tenant_id(), 'c', :e)"), {"e": event_id})
+        job = events.publish(session, "events.prune_due", {"period": "x"})
+        session.commit()
+        dispatch(committed, job.id)
+        left = set(session.execute(text("SELECT event_id FROM events.deliveries"
+                                        " WHERE consumer = 'c'")).scalars())
+    assert left == {old_open, new_done}

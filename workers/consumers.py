@@ -10,6 +10,7 @@ import importlib
 
 CONSUMER_MODULES: list[str] = [
     "app.events.webhooks",
+    "app.events.maintenance",
 ]
 
 

@@ -21,6 +21,7 @@ from app.settings import Settings
 from .broker import events_queue, make_broker
 from .dispatch import declare_actors
 from .relay import Relay
+from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,13 @@ class Runtime:
     relay: Relay
     relay_thread: threading.Thread | None
     stop_event: threading.Event
+    scheduler_thread: threading.Thread | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
-        if self.relay_thread is not None:
-            self.relay_thread.join(timeout=10)
+        for thread in (self.relay_thread, self.scheduler_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         self.worker.stop(timeout=10_000)
         self.broker.close()
 
@@ -62,9 +65,14 @@ def start(settings: Settings, *, threads: int = 4, relay: bool = True, app: Any 
                                   args=(stop_event, settings.database_url or ""),
                                   name="outbox-relay", daemon=True)
         thread.start()
+    scheduler_thread = None
+    if relay:
+        scheduler_thread = threading.Thread(target=Scheduler(app).run_forever,
+                                            args=(stop_event,), name="scheduler", daemon=True)
+        scheduler_thread.start()
     log.info("worker started: %s threads on queue %s, relay %s", threads, queue,
              "on" if relay else "off")
-    return Runtime(app, broker, worker, relay_obj, thread, stop_event)
+    return Runtime(app, broker, worker, relay_obj, thread, stop_event, scheduler_thread)
 
 
 def serve_metrics(app: Any, port: int) -> None:

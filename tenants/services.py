@@ -307,18 +307,28 @@ def add_member(
     return membership, user, generated
 
 
-def change_member_roles(
-    session: Session, tenant: Tenant, membership_id: uuid.UUID, roles: list[str]
-) -> Membership:
-    """Set a member's roles; the tenant always keeps at least one active owner."""
-    clean_roles = _roles(roles)
+class NoSuchMember(TenancyError):
+    """The membership is not in this tenant (callers answer 404)."""
+
+
+def _locked_membership(session: Session, tenant: Tenant, membership_id: uuid.UUID
+                       ) -> Membership:
     membership = session.scalar(
         select(Membership)
         .where(Membership.tenant_id == tenant.id, Membership.id == membership_id)
         .with_for_update()
     )
     if membership is None:
-        raise TenancyError("no such member", "membership")
+        raise NoSuchMember("no such member", "membership")
+    return membership
+
+
+def change_member_roles(
+    session: Session, tenant: Tenant, membership_id: uuid.UUID, roles: list[str]
+) -> Membership:
+    """Set a member's roles; the tenant always keeps at least one active owner."""
+    clean_roles = _roles(roles)
+    membership = _locked_membership(session, tenant, membership_id)
     if "owner" in membership.roles and "owner" not in clean_roles:
         _require_another_owner(session, tenant, membership)
     membership.roles = clean_roles
@@ -329,13 +339,7 @@ def change_member_roles(
 def set_member_active(
     session: Session, tenant: Tenant, membership_id: uuid.UUID, active: bool
 ) -> Membership:
-    membership = session.scalar(
-        select(Membership)
-        .where(Membership.tenant_id == tenant.id, Membership.id == membership_id)
-        .with_for_update()
-    )
-    if membership is None:
-        raise TenancyError("no such member", "membership")
+    membership = _locked_membership(session, tenant, membership_id)
     if not active and "owner" in membership.roles:
         _require_another_owner(session, tenant, membership)
     membership.is_active = active

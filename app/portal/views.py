@@ -8,6 +8,7 @@ tenancy service, and the view owns the single commit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -108,38 +109,30 @@ def _member_or_404(membership_id: str) -> uuid.UUID:
 def change_roles(membership_id: str) -> ResponseReturnValue:
     mid = _member_or_404(membership_id)
     form = RolesForm(prefix=f"m{mid.hex}")
-    error = None
-    if form.validate_on_submit():
-        try:
-            services.change_member_roles(db.session, g.tenant, mid, form.roles.data)
-        except services.TenancyError as exc:
-            db.session.rollback()
-            if str(exc) == "no such member":
-                abort(404)
-            error = str(exc)
-        else:
-            db.session.commit()
-    else:
-        error = "Choose at least one role."
-    return _member_row_response(mid, error)
+    if not form.validate_on_submit():
+        return _member_row_response(mid, "Choose at least one role.")
+    return _apply(mid, services.change_member_roles, form.roles.data)
 
 
 @bp.post("/settings/members/<membership_id>/active")
 @requires("members:write")
 def toggle_active(membership_id: str) -> ResponseReturnValue:
     mid = _member_or_404(membership_id)
-    active = request.form.get("active") == "1"
-    error = None
+    return _apply(mid, services.set_member_active, request.form.get("active") == "1")
+
+
+def _apply(mid: uuid.UUID, change: Callable[..., object], value: object) -> ResponseReturnValue:
+    """Run a membership change, commit, and answer with the member's row."""
     try:
-        services.set_member_active(db.session, g.tenant, mid, active)
+        change(db.session, g.tenant, mid, value)
+    except services.NoSuchMember:
+        db.session.rollback()
+        abort(404)
     except services.TenancyError as exc:
         db.session.rollback()
-        if str(exc) == "no such member":
-            abort(404)
-        error = str(exc)
-    else:
-        db.session.commit()
-    return _member_row_response(mid, error)
+        return _member_row_response(mid, str(exc))
+    db.session.commit()
+    return _member_row_response(mid, None)
 
 
 def _member_row_response(mid: uuid.UUID, error: str | None) -> ResponseReturnValue:

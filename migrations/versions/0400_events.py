@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
+from migrations.helpers import tenant_fk, tenant_key_columns, timestamp_columns
 from tenants.rls import enable_tenant_rls
 
 revision: str = "0400_events"
@@ -20,32 +21,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _tenant_cols() -> list[sa.Column]:
-    return [
-        sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), server_default=sa.text("app.uuid7()"), nullable=False),
-    ]
 
-
-def _timestamps() -> list[sa.Column]:
-    return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-    ]
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["tenant_id"], ["core.tenants.id"],
-                                   name=f"fk_{table}_tenant_id_tenants")
 
 
 def upgrade() -> None:
     # --- outbox: the business change and its events commit together ---------------
     op.create_table(
         "outbox",
-        *_tenant_cols(),
+        *tenant_key_columns(),
         sa.Column("event_type", sa.String(100), nullable=False),
         sa.Column("payload", pg.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
         sa.Column("correlation_id", sa.String(64), nullable=False),
@@ -53,9 +36,9 @@ def upgrade() -> None:
         sa.Column("target_consumer", sa.String(100), nullable=True),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("publish_count", sa.Integer(), server_default="0", nullable=False),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_outbox"),
-        _tenant_fk("outbox"),
+        tenant_fk("outbox"),
         schema="events",
     )
     # The relay's hot path: this tenant's unpublished rows in id (= time) order.
@@ -76,7 +59,7 @@ def upgrade() -> None:
         sa.Column("pending_since", sa.DateTime(timezone=True), server_default=sa.func.now(),
                   nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", name="pk_pending_tenants"),
-        _tenant_fk("pending_tenants"),
+        tenant_fk("pending_tenants"),
         schema="events",
     )
     op.execute(
@@ -101,38 +84,38 @@ def upgrade() -> None:
     # --- consumers ----------------------------------------------------------------
     op.create_table(
         "inbox",
-        *_tenant_cols(),
+        *tenant_key_columns(),
         sa.Column("consumer", sa.String(100), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_inbox"),
         sa.UniqueConstraint("tenant_id", "consumer", "event_id",
                             name="uq_inbox_tenant_id_consumer_event_id"),
-        _tenant_fk("inbox"),
+        tenant_fk("inbox"),
         schema="events",
     )
     enable_tenant_rls(op, "events.inbox")
 
     op.create_table(
         "deliveries",
-        *_tenant_cols(),
+        *tenant_key_columns(),
         sa.Column("consumer", sa.String(100), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_deliveries"),
         sa.UniqueConstraint("tenant_id", "consumer", "event_id",
                             name="uq_deliveries_tenant_id_consumer_event_id"),
         sa.CheckConstraint("attempts >= 0", name="ck_deliveries_attempts_non_negative"),
-        _tenant_fk("deliveries"),
+        tenant_fk("deliveries"),
         schema="events",
     )
     enable_tenant_rls(op, "events.deliveries")
 
     op.create_table(
         "exceptions",
-        *_tenant_cols(),
+        *tenant_key_columns(),
         sa.Column("consumer", sa.String(100), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("event_type", sa.String(100), nullable=False),
@@ -142,7 +125,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(20), server_default="open", nullable=False),
         sa.Column("occurrences", sa.Integer(), server_default="1", nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_exceptions"),
         sa.UniqueConstraint("tenant_id", "consumer", "event_id",
                             name="uq_exceptions_tenant_id_consumer_event_id"),
@@ -150,7 +133,7 @@ def upgrade() -> None:
                            name="ck_exceptions_kind_known"),
         sa.CheckConstraint("status IN ('open', 'retrying', 'resolved')",
                            name="ck_exceptions_status_known"),
-        _tenant_fk("exceptions"),
+        tenant_fk("exceptions"),
         schema="events",
     )
     op.create_index("ix_exceptions_tenant_id_status_created_at", "exceptions",
@@ -159,14 +142,14 @@ def upgrade() -> None:
 
     op.create_table(
         "scheduled_runs",
-        *_tenant_cols(),
+        *tenant_key_columns(),
         sa.Column("job", sa.String(100), nullable=False),
         sa.Column("period", sa.String(40), nullable=False),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_scheduled_runs"),
         sa.UniqueConstraint("tenant_id", "job", "period",
                             name="uq_scheduled_runs_tenant_id_job_period"),
-        _tenant_fk("scheduled_runs"),
+        tenant_fk("scheduled_runs"),
         schema="events",
     )
     enable_tenant_rls(op, "events.scheduled_runs")

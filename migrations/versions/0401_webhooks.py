@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
+from migrations.helpers import timestamp_columns
 from tenants.rls import enable_tenant_rls
 
 revision: str = "0401_webhooks"
@@ -18,14 +19,6 @@ down_revision: str | Sequence[str] | None = "0400_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-
-def _timestamps() -> list[sa.Column]:
-    return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-    ]
 
 
 def upgrade() -> None:
@@ -42,7 +35,7 @@ def upgrade() -> None:
         sa.Column("event_types", pg.ARRAY(sa.String(100)), nullable=False),
         sa.Column("secret_encrypted", sa.LargeBinary(), nullable=False),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_webhook_endpoints"),
         sa.ForeignKeyConstraint(["tenant_id"], ["core.tenants.id"],
                                 name="fk_webhook_endpoints_tenant_id_tenants"),
@@ -67,7 +60,7 @@ def upgrade() -> None:
         sa.Column("last_duration_ms", sa.Integer(), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
-        *_timestamps(),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_webhook_deliveries"),
         sa.UniqueConstraint("tenant_id", "endpoint_id", "event_id",
                             name="uq_webhook_deliveries_tenant_id_endpoint_id_event_id"),

@@ -103,8 +103,8 @@ def db_check(settings: Settings) -> None:
     """Check the live schema and roles against the tenancy rules (exit 1 on findings)."""
     import psycopg
 
-    from tenants.catalog import catalog_problems
-    from tenants.globals import GLOBAL_TABLES, TENANT_SCHEMAS
+    from tenants.catalog import audit_problems, catalog_problems
+    from tenants.globals import AUDITED_SCHEMAS, GLOBAL_TABLES, TENANT_SCHEMAS, UNAUDITED_TABLES
 
     from .database import runtime_roles
     from .settings import libpq_url
@@ -113,6 +113,7 @@ def db_check(settings: Settings) -> None:
     with psycopg.connect(libpq_url(settings.database_url or "")) as conn:
         problems = catalog_problems(conn, TENANT_SCHEMAS, GLOBAL_TABLES,
                                     [app_role.name, analytics_role.name])
+        problems += audit_problems(conn, AUDITED_SCHEMAS, UNAUDITED_TABLES)
     for problem in problems:
         click.secho(problem, fg="red")
     if problems:
@@ -287,6 +288,50 @@ def events_replay(settings: Settings, slug: str, since: Any, event_types: tuple[
             count = event_services.replay(database.session, since_utc, list(event_types) or None)
             database.session.commit()
     click.echo(f"queued {count} events of {slug} for redelivery")
+
+
+@main.group()
+def audit() -> None:
+    """Seal and verify the tamper-evident audit trail."""
+
+
+def _tenant_ctx(slug: str) -> Any:
+    from tenants import services
+    from tenants.context import TenantContext
+
+    from .db import db as database
+
+    found = services.find_tenant_by_slug(database.session, slug)
+    if found is None:
+        _fail(f"no tenant with slug {slug!r} (see: erp tenant list)")
+    database.session.commit()
+    return TenantContext(tenant_id=found.id, tenant_slug=found.slug)
+
+
+@audit.command("verify")
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--seal", "seal_first", is_flag=True, help="Seal pending rows before verifying.")
+@with_settings
+def audit_verify(settings: Settings, slug: str, seal_first: bool) -> None:
+    """Recompute a tenant's audit hash chain; exit 1 if it was tampered with."""
+    from app.audit import services as audit_services
+    from tenants.context import tenant_scope
+
+    from .db import db as database
+
+    with _app_context(settings), tenant_scope(_tenant_ctx(slug)):
+        if seal_first:
+            while audit_services.seal(database.session):
+                database.session.commit()
+            database.session.commit()
+        result = audit_services.verify(database.session)
+        database.session.rollback()
+    if not result.ok:
+        click.secho(f"TAMPERED: seal {result.broken_at} (log row {result.broken_log_id}) does "
+                    f"not match; {result.sealed} seals before it verify", fg="red")
+        sys.exit(1)
+    click.echo(f"audit chain of {slug} verifies: {result.sealed} sealed entries, "
+               f"{result.unsealed} not sealed yet")
 
 
 # --- running ------------------------------------------------------------------------------

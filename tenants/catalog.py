@@ -175,6 +175,25 @@ def catalog_problems(
     return problems
 
 
+def audit_problems(conn: Any, audited_schemas: Iterable[str],
+                   global_tables: Iterable[str]) -> list[str]:
+    """Tables in business schemas whose changes would escape the audit trail."""
+    allow = set(global_tables)
+    rows = _rows(
+        conn,
+        """
+        SELECT n.nspname || '.' || c.relname,
+               EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid
+                       AND t.tgname = 'audit_capture' AND NOT t.tgisinternal)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s) ORDER BY 1
+        """,
+        (list(audited_schemas),),
+    )
+    return [f"{name}: changes are not audited (add enable_audit in its migration)"
+            for name, audited in rows if not audited and name not in allow]
+
+
 def _is_tenant_predicate(expr: str | None) -> bool:
     if not expr:
         return False

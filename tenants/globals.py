@@ -31,3 +31,14 @@ TENANT_SCHEMAS: tuple[str, ...] = (
 # without a tenant (the message transport's queue holds message envelopes whose
 # payload is only ids; see workers/broker.py).
 INFRA_SCHEMAS: tuple[str, ...] = ("dramatiq",)
+
+# Business schemas: every table in them must carry the audit trigger (the catalog
+# check names any that does not). ``events`` and ``audit`` are machinery.
+AUDITED_SCHEMAS: tuple[str, ...] = (
+    "core", "crm", "sales", "inventory", "purchasing", "ledger", "billing", "hr",
+)
+# Tables in those schemas that are not audited, and why.
+UNAUDITED_TABLES: dict[str, str] = {
+    "core.tenants": "the tenant registry; changes are operator actions logged by the CLI",
+    "core.users": "global identities with no tenant to file the entry under",
+}

@@ -34,7 +34,7 @@ def _context_tenant_id() -> uuid.UUID:
     return require_context().tenant_id
 
 
-class TenantScoped(Timestamps):
+class TenantKey:
     """Mixin for tenant-owned tables: ``PRIMARY KEY (tenant_id, id)``.
 
     ``tenant_id`` defaults to the active context's tenant, so services do not pass
@@ -55,6 +55,11 @@ class TenantScoped(Timestamps):
     id: Mapped[uuid.UUID] = mapped_column(
         primary_key=True, default=new_id, server_default=text("app.uuid7()"), sort_order=-9
     )
+
+
+class TenantScoped(TenantKey, Timestamps):
+    """A tenant table with created_at/updated_at: what almost every table wants.
+    (Append-only logs with their own time column use ``TenantKey`` alone.)"""
 
 
 class Tenant(Timestamps, Base):

@@ -16,11 +16,11 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from .context import NoTenantContext, current_context
-from .models import TenantScoped
+from .models import TenantKey
 
 
 def _is_tenant_mapper(cls: type) -> bool:
-    return issubclass(cls, TenantScoped)
+    return issubclass(cls, TenantKey)
 
 
 def _add_tenant_criteria(state: ORMExecuteState) -> None:
@@ -38,7 +38,7 @@ def _add_tenant_criteria(state: ORMExecuteState) -> None:
     tenant_id = ctx.tenant_id
     state.statement = state.statement.options(
         with_loader_criteria(
-            TenantScoped,
+            TenantKey,
             lambda cls: cls.tenant_id == tenant_id,
             include_aliases=True,
         )

@@ -58,3 +58,20 @@ def disable_tenant_rls(op: Any, qualified: str) -> None:
     op.execute(f"DROP POLICY IF EXISTS {PERMISSIVE_POLICY} ON {name}")
     op.execute(f"ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY")
+
+
+AUDIT_TRIGGER = "audit_capture"
+
+
+def enable_audit(op: Any, qualified: str) -> None:
+    """Write every change of ``schema.table`` to ``audit.log`` (migration 0402's trigger).
+
+    Call it in the migration that creates a tenant table, next to enable_tenant_rls:
+    the catalog check names any business table without it.
+    """
+    op.execute(f"CREATE TRIGGER {AUDIT_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON "
+               f"{_quote(qualified)} FOR EACH ROW EXECUTE FUNCTION audit.capture()")
+
+
+def disable_audit(op: Any, qualified: str) -> None:
+    op.execute(f"DROP TRIGGER IF EXISTS {AUDIT_TRIGGER} ON {_quote(qualified)}")

@@ -193,6 +193,22 @@ def bind_session_context(session: Session, ctx: TenantContext | None) -> None:
 
 
 @contextmanager
+def acting_in(session: Session, tenant: Tenant) -> Iterator[None]:
+    """Make sure the current transaction acts for ``tenant`` (memberships are
+    audited, and the audit log accepts only rows of the transaction's tenant).
+
+    Inside a request for that tenant this does nothing; from the CLI or a test it
+    enters ``provisioning_scope``.
+    """
+    ctx = current_context()
+    if ctx is not None and ctx.tenant_id == tenant.id:
+        yield
+        return
+    with provisioning_scope(session, tenant):
+        yield
+
+
+@contextmanager
 def provisioning_scope(session: Session, tenant: Tenant) -> Iterator[TenantContext]:
     """Act inside a tenant within the *current* transaction, for provisioning only.
 
@@ -256,8 +272,9 @@ def create_tenant(
     session.add(tenant)
     session.flush()
     user, generated = _get_or_create_user(session, admin_email, admin_password, admin_name)
-    session.add(Membership(tenant_id=tenant.id, user_id=user.id, roles=["owner"]))
     with provisioning_scope(session, tenant):
+        session.add(Membership(tenant_id=tenant.id, user_id=user.id, roles=["owner"]))
+        session.flush()
         # Domain seeding (chart of accounts, default stages, ...) joins here, inside
         # the same transaction, as those domains land.
         for seed in TENANT_SEEDERS:
@@ -302,8 +319,9 @@ def add_member(
     if membership_of(session, tenant.id, user.id) is not None:
         raise TenancyError(f"{email} is already a member of {tenant.slug}", "email")
     membership = Membership(tenant_id=tenant.id, user_id=user.id, roles=clean_roles)
-    session.add(membership)
-    session.flush()
+    with acting_in(session, tenant):
+        session.add(membership)
+        session.flush()
     return membership, user, generated
 
 
@@ -331,8 +349,9 @@ def change_member_roles(
     membership = _locked_membership(session, tenant, membership_id)
     if "owner" in membership.roles and "owner" not in clean_roles:
         _require_another_owner(session, tenant, membership)
-    membership.roles = clean_roles
-    session.flush()
+    with acting_in(session, tenant):
+        membership.roles = clean_roles
+        session.flush()
     return membership
 
 
@@ -342,8 +361,9 @@ def set_member_active(
     membership = _locked_membership(session, tenant, membership_id)
     if not active and "owner" in membership.roles:
         _require_another_owner(session, tenant, membership)
-    membership.is_active = active
-    session.flush()
+    with acting_in(session, tenant):
+        membership.is_active = active
+        session.flush()
     return membership
 
 

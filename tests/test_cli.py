@@ -173,17 +173,19 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path, stop_sig
     finally:
         proc.send_signal(stop_signal)
         try:
-            proc.wait(timeout=30)
+            rest, _ = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
-        proc.stdout.close()
+            rest, _ = proc.communicate()
+        output += rest or ""
     # the embedded server is stopped cleanly on exit
     for _ in range(300):
         if not (data / "pgdata" / "postmaster.pid").exists():
             break
         time.sleep(0.1)
-    assert not (data / "pgdata" / "postmaster.pid").exists(), "embedded PostgreSQL still running"
+    assert not (data / "pgdata" / "postmaster.pid").exists(), (
+        f"embedded PostgreSQL still running; erp up said:\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
 
 
 def test_events_replay_queues_the_tenants_events(env, app):

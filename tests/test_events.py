@@ -301,12 +301,15 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["postgres", "rabbitmq"])
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["postgres", "rabbitmq", "redis"])
 def runtime(request, app, database):
     from workers import runtime as rt
 
     prefix = f"t{secrets.token_hex(4)}"
-    broker_url = RABBIT if request.param == "rabbitmq" else None
+    broker_url = {"rabbitmq": RABBIT, "redis": REDIS}.get(request.param)
     settings = dataclasses.replace(database.settings, broker_url=broker_url,
                                    queue_prefix=prefix)
     handle = rt.start(settings, threads=2, app=app)
@@ -319,6 +322,14 @@ def runtime(request, app, database):
         for suffix in ("", ".DQ", ".XQ"):
             channel.queue_delete(f"{prefix}_events{suffix}")
         conn.close()
+    if request.param == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        keys = list(client.scan_iter(f"{prefix}-dramatiq*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 def test_events_flow_through_a_real_broker_exactly_once(runtime, tenant, committed):

@@ -11,6 +11,15 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 
+# The browser tests (tests/e2e) drive Debian's chromium through Playwright; Playwright's
+# own browser download is not used. CI runs as root without a terminal.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium (apt-get)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 

@@ -3,7 +3,7 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.money import CURRENCIES
@@ -16,6 +16,13 @@ CURRENCY_CHOICES = [SelectChoice(c) for c in sorted(CURRENCIES)]
 class CheckboxesField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+
+def at_least_one(_form: FlaskForm, field: SelectMultipleField) -> None:
+    """Like DataRequired, but without the ``required`` flag: on checkboxes that flag
+    makes a browser demand that *every* box is ticked."""
+    if not field.data:
+        raise ValidationError("Choose at least one role.")
 
 
 class TenantForm(FlaskForm):
@@ -33,8 +40,8 @@ class MemberForm(FlaskForm):
         "Initial password (new users only; leave empty to generate one)",
         validators=[Optional(), Length(min=10, max=200)],
     )
-    roles = CheckboxesField("Roles", choices=ROLE_CHOICES, validators=[DataRequired()])
+    roles = CheckboxesField("Roles", choices=ROLE_CHOICES, validators=[at_least_one])
 
 
 class RolesForm(FlaskForm):
-    roles = CheckboxesField("Roles", choices=ROLE_CHOICES, validators=[DataRequired()])
+    roles = CheckboxesField("Roles", choices=ROLE_CHOICES, validators=[at_least_one])

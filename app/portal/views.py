@@ -142,7 +142,8 @@ def _member_row_response(mid: uuid.UUID, error: str | None) -> ResponseReturnVal
         return redirect(url_for("portal.settings"))
     for membership, user in services.tenant_members(db.session, g.tenant.id):
         if membership.id == mid:
-            form = RolesForm(roles=membership.roles, prefix=f"m{mid.hex}")
+            # formdata=None: show what is stored, not what was posted (and refused)
+            form = RolesForm(formdata=None, roles=membership.roles, prefix=f"m{mid.hex}")
             status = 422 if error else 200
             return render_template("portal/_member_row.html", m=membership, u=user,
                                    rform=form, error=error), status

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -285,7 +285,7 @@ def create_tenant(
 
 # Functions called with (session, tenant) inside provisioning_scope when a tenant is
 # created. Domains append theirs at import time.
-TENANT_SEEDERS: list = []
+TENANT_SEEDERS: list[Callable[[Session, Tenant], None]] = []
 
 
 def _get_or_create_user(

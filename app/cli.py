@@ -61,7 +61,7 @@ def db() -> None:
     """Database roles and migrations."""
 
 
-@db.command("upgrade")
+@db.command("upgrade", short_help="Create roles, migrate, grant privileges.")
 @click.argument("revision", default="heads")
 @with_settings
 def db_upgrade(settings: Settings, revision: str) -> None:
@@ -74,7 +74,7 @@ def db_upgrade(settings: Settings, revision: str) -> None:
     click.echo(f"database is at {revision}")
 
 
-@db.command("downgrade")
+@db.command("downgrade", short_help="Migrate down to REVISION.")
 @click.argument("revision")
 @with_settings
 def db_downgrade(settings: Settings, revision: str) -> None:
@@ -85,7 +85,7 @@ def db_downgrade(settings: Settings, revision: str) -> None:
     click.echo(f"database downgraded to {revision}")
 
 
-@db.command("current")
+@db.command("current", short_help="Show the revision and whether it is head.")
 @with_settings
 def db_current(settings: Settings) -> None:
     """Show the revision(s) the database is at and whether that is head."""
@@ -97,7 +97,7 @@ def db_current(settings: Settings) -> None:
     click.echo(f"{', '.join(sorted(applied)) or '<none>'} {state}")
 
 
-@db.command("check")
+@db.command("check", short_help="Check tenancy rules on the live schema.")
 @with_settings
 def db_check(settings: Settings) -> None:
     """Check the live schema and roles against the tenancy rules (exit 1 on findings)."""
@@ -144,7 +144,7 @@ def tenant() -> None:
     """Create and list tenants."""
 
 
-@tenant.command("create")
+@tenant.command("create", short_help="Create a tenant with its first owner.")
 @click.argument("slug")
 @click.option("--name", required=True, help="Company name shown in the portal.")
 @click.option("--admin-email", required=True, help="Email of the tenant's first owner.")
@@ -177,7 +177,7 @@ def tenant_create(settings: Settings, slug: str, name: str, admin_email: str,
             click.echo(f"password: {result.password}  (generated; shown once)")
 
 
-@tenant.command("list")
+@tenant.command("list", short_help="List tenants, status and members.")
 @with_settings
 def tenant_list(settings: Settings) -> None:
     """List tenants with their status and member count."""
@@ -206,7 +206,7 @@ def user() -> None:
     """Manage users and memberships."""
 
 
-@user.command("add")
+@user.command("add", short_help="Add a user to a tenant with roles.")
 @click.argument("email")
 @click.option("--tenant", "slug", required=True, help="Tenant slug to add the user to.")
 @click.option("--role", "roles", multiple=True, default=("viewer",), show_default=True,
@@ -242,7 +242,7 @@ def user_add(settings: Settings, email: str, slug: str, roles: tuple[str, ...],
 # --- workers and events --------------------------------------------------------------------
 
 
-@main.command()
+@main.command(short_help="Run event consumers and the outbox relay.")
 @click.option("--threads", default=4, show_default=True, help="Consumer threads per process.")
 @click.option("--no-relay", is_flag=True, help="Do not run the outbox relay in this process.")
 @click.option("--metrics-port", type=int, help="Serve this process's /metrics on 127.0.0.1.")
@@ -262,7 +262,7 @@ def events() -> None:
     """Inspect and replay the event store (the outbox)."""
 
 
-@events.command("replay")
+@events.command("replay", short_help="Re-drive consumers with past events.")
 @click.option("--tenant", "slug", required=True, help="Tenant slug.")
 @click.option("--since", required=True, type=click.DateTime(),
               help="Replay events created at or after this time (UTC).")
@@ -308,7 +308,7 @@ def _tenant_ctx(slug: str) -> Any:
     return TenantContext(tenant_id=found.id, tenant_slug=found.slug)
 
 
-@audit.command("verify")
+@audit.command("verify", short_help="Verify a tenant's audit hash chain.")
 @click.option("--tenant", "slug", required=True, help="Tenant slug.")
 @click.option("--seal", "seal_first", is_flag=True, help="Seal pending rows before verifying.")
 @with_settings
@@ -392,11 +392,12 @@ def _serve(settings: Settings, threads: int) -> None:
           ident="erp")
 
 
-@main.command()
+@main.command(short_help="Run it all locally: database to web portal.")
 @click.option("--threads", default=8, show_default=True, help="Web worker threads.")
 @with_settings
 def up(settings: Settings, threads: int) -> None:
-    """Run everything locally: database, migrations, demo tenant if none, web portal."""
+    """Run everything locally: database (embedded unless DATABASE_URL is set),
+    migrations, a demo tenant if there is none, a worker and the web portal."""
     from .database import upgrade
     from .logs import init_logging
 
@@ -423,7 +424,7 @@ def up(settings: Settings, threads: int) -> None:
         runtime.stop()
 
 
-@main.command()
+@main.command(short_help="Serve the web portal and API only.")
 @click.option("--threads", default=8, show_default=True, help="Web worker threads.")
 @with_settings
 def serve(settings: Settings, threads: int) -> None:
@@ -431,7 +432,7 @@ def serve(settings: Settings, threads: int) -> None:
     _serve(settings, threads)
 
 
-@main.command("check-settings")
+@main.command("check-settings", short_help="Validate and print the settings.")
 def check_settings() -> None:
     """Validate the environment and print the effective settings (secrets hidden)."""
     try:

@@ -51,7 +51,9 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 def test_help_lists_every_command_with_one_line():
     top = CliRunner().invoke(main, ["--help"]).output
     for path, cmd in _commands(main):
-        assert cmd.get_short_help_str(), f"erp {path} has no help line"
+        line = cmd.get_short_help_str()
+        assert line, f"erp {path} has no help line"
+        assert not line.endswith("..."), f"erp {path}: help line is cut: {line}"
         if " " not in path:
             assert re.search(rf"^\s+{path}\s+\S", top, re.MULTILINE), path
         else:

@@ -259,7 +259,7 @@ def worker(settings: Settings, threads: int, no_relay: bool, metrics_port: int |
 
 @main.group()
 def events() -> None:
-    """Inspect and replay the event store (the outbox)."""
+    """Inspect and replay the event store (outbox)."""
 
 
 @events.command("replay", short_help="Re-drive consumers with past events.")
@@ -292,7 +292,7 @@ def events_replay(settings: Settings, slug: str, since: Any, event_types: tuple[
 
 @main.group()
 def audit() -> None:
-    """Seal and verify the tamper-evident audit trail."""
+    """Verify the tamper-evident audit trail."""
 
 
 def _tenant_ctx(slug: str) -> Any:

@@ -172,6 +172,14 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path, stop_sig
         assert landed.url == f"{base}/t/demo/"
         assert "<h1>Demo Company</h1>" in landed.read().decode()
         assert (data / "pgdata" / "postmaster.pid").exists()
+        # a second process reuses the running embedded server, and its exit does not
+        # stop the server under the first one
+        listing = subprocess.run([str(erp), "tenant", "list"], env=env, text=True,
+                                 capture_output=True, timeout=120)
+        assert listing.returncode == 0, listing.stderr
+        assert re.search(r"^demo\s+EUR\s+active\s+1 members\s+Demo Company$",
+                         listing.stdout, re.M)
+        assert opener.open(f"{base}/readyz", timeout=5).status == 200
     finally:
         proc.send_signal(stop_signal)
         try:

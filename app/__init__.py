@@ -91,6 +91,7 @@ def init_db(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
+    from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
@@ -102,4 +103,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(portal_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_tokens_bp)
     app.register_blueprint(api_bp)

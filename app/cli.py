@@ -291,6 +291,41 @@ def events_replay(settings: Settings, slug: str, since: Any, event_types: tuple[
 
 
 @main.group()
+def token() -> None:
+    """Mint per-user API tokens."""
+
+
+@token.command("create", short_help="Mint an API token for a member.")
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--user", "email", required=True, help="Email of a member of that tenant.")
+@click.option("--name", default="cli", show_default=True, help="What will use the token.")
+@with_settings
+def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
+    """Create an API token acting as USER in TENANT; prints only the token."""
+    from app.api import tokens
+    from tenants import services
+    from tenants.context import tenant_scope
+
+    from .db import db as database
+
+    with _app_context(settings):
+        ctx = _tenant_ctx(slug)
+        found = services.find_user_by_email(database.session, email)
+        membership = (services.membership_of(database.session, ctx.tenant_id, found.id)
+                      if found else None)
+        if membership is None or not membership.is_active:
+            _fail(f"{email} is not an active member of {slug}")
+        database.session.commit()
+        with tenant_scope(ctx):
+            try:
+                _, value = tokens.create_token(database.session, found.id, name)
+            except tokens.TokenError as exc:
+                _fail(str(exc))
+            database.session.commit()
+    click.echo(value)
+
+
+@main.group()
 def audit() -> None:
     """Verify the tamper-evident audit trail."""
 

@@ -64,7 +64,10 @@ def json_error(status: int, message: str, code: str | None = None,
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return json_error(exc.status, exc.message, exc.code, exc.fields)
+        response = json_error(exc.status, exc.message, exc.code, exc.fields)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="erp"'
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | tuple[str, int]:

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, str] = {
     "exceptions:read": "See work that needs a person (the exceptions queue)",
     "exceptions:retry": "Retry work from the exceptions queue",
     "webhooks:manage": "Configure outbound webhooks and replay deliveries",
+    "tokens:manage": "See and revoke every member's API tokens",
 }
 
 _READ_ALL = {p for p in PERMISSIONS if p.endswith(":read")}

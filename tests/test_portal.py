@@ -284,5 +284,5 @@ def test_nav_shows_only_existing_areas_the_user_may_see(client, tenant_factory, 
     from tenants.permissions import permissions_for
 
     allowed = permissions_for(["hr"])
-    for label, _endpoint, permission in NAV:
+    for label, _endpoint, permission, _position in NAV:
         assert (f">{label}</a>" in nav) == (permission in allowed), label

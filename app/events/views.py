@@ -22,7 +22,7 @@ from . import services
 from .models import OutboxEvent
 
 bp = tenant_blueprint("events", __name__, "/exceptions", template_folder="templates")
-NAV.append(("Exceptions", "events.exceptions", "exceptions:read"))
+NAV.append(("Exceptions", "events.exceptions", "exceptions:read", 80))
 
 
 @bp.get("/")

@@ -19,7 +19,7 @@ from . import webhooks
 from .models import WebhookDelivery, WebhookEndpoint
 
 bp = tenant_blueprint("webhooks", __name__, "/webhooks", template_folder="templates")
-NAV.append(("Webhooks", "webhooks.index", "webhooks:manage"))
+NAV.append(("Webhooks", "webhooks.index", "webhooks:manage", 85))
 
 
 class EndpointForm(FlaskForm):

@@ -72,7 +72,8 @@ def portal_context() -> dict:
 
     from .views import NAV
 
-    nav = [(label, ep) for label, ep, perm in NAV if g.ctx.can(perm)]
+    nav = [(label, ep) for label, ep, perm, _ in sorted(NAV, key=lambda item: item[3])
+           if g.ctx.can(perm)]
     choices = services.memberships_of_user(db.session, g.ctx.user_id)
     return {"nav": nav, "tenant": g.tenant, "ctx": g.ctx, "tenant_choices": choices,
             "role_labels": ROLE_LABELS}

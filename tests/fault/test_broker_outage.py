@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 
 from sqlalchemy import func, select
@@ -25,8 +22,8 @@ from tenants.context import tenant_scope
 from tenants.models import DocumentCounter
 
 from ..conftest import make_tenant
+from .procs import delete_queues, spawn_worker, stop_workers
 from .proxy import TcpProxy
-from .test_kill_workers import ROOT, _delete_queues
 
 
 def _effects(engine, t) -> int:
@@ -56,8 +53,7 @@ def test_backlog_drains_after_the_broker_returns(app, database, tmp_path):
                 events.publish(session, "fault.ping", {})
             session.commit()
 
-    worker = subprocess.Popen([sys.executable, "-m", "tests.fault.worker"], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    worker = spawn_worker(env, log)
     try:
         publish(50)
         deadline = time.monotonic() + 60
@@ -87,12 +83,7 @@ def test_backlog_drains_after_the_broker_returns(app, database, tmp_path):
         print(f"\nbroker outage: 150 events written in {write_seconds:.2f}s while the broker "
               "was away; after it returned all 200 were processed once, 0 lost")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_workers([worker])
         log.close()
         proxy.close()
-        _delete_queues(prefix)
+        delete_queues(prefix)

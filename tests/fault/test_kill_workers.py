@@ -14,9 +14,7 @@ import random
 import secrets
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pika
 import pytest
@@ -29,16 +27,12 @@ from tenants.context import tenant_scope
 from tenants.models import DocumentCounter
 
 from ..conftest import make_tenant
+from .procs import RABBIT, delete_queues, spawn_worker, stop_workers
 
-RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
-ROOT = Path(__file__).resolve().parents[2]
 EVENTS = int(os.environ.get("FAULT_EVENTS", "600"))
 KILLS = int(os.environ.get("FAULT_KILLS", "4"))
 
 
-def _spawn(env: dict[str, str], log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.fault.worker"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_sigkilled_workers_lose_and_double_nothing(app, database, tmp_path):
@@ -62,7 +56,7 @@ def test_sigkilled_workers_lose_and_double_nothing(app, database, tmp_path):
     published = {t.slug: 0 for t in tenants}
     workers: list[subprocess.Popen] = []
     try:
-        workers += [_spawn(env, log) for _ in range(2)]
+        workers += [spawn_worker(env, log) for _ in range(2)]
         batches = 30
         per_batch = EVENTS // batches
         kill_at = set(rng.sample(range(2, batches), KILLS))
@@ -78,7 +72,7 @@ def test_sigkilled_workers_lose_and_double_nothing(app, database, tmp_path):
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait()
                 kills += 1
-                workers[victim] = _spawn(env, log)
+                workers[victim] = spawn_worker(env, log)
             time.sleep(0.1)
 
         deadline = time.monotonic() + 240
@@ -90,17 +84,9 @@ def test_sigkilled_workers_lose_and_double_nothing(app, database, tmp_path):
                 f"not drained: {done} of {published}\n{log_path.read_text()[-3000:]}")
             time.sleep(0.25)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait()
+        stop_workers(workers)
         log.close()
-        _delete_queues(prefix)
+        delete_queues(prefix)
 
     total = sum(published.values())
     for t in tenants:
@@ -121,16 +107,6 @@ def _effects(engine, t) -> int:
         return session.scalar(select(func.count()).select_from(DocumentCounter).where(
             DocumentCounter.doc_type.like("fx-%")))
 
-
-def _delete_queues(prefix: str) -> None:
-    try:
-        conn = pika.BlockingConnection(pika.URLParameters(RABBIT))
-    except pika.exceptions.AMQPError:
-        return
-    channel = conn.channel()
-    for suffix in ("", ".DQ", ".XQ"):
-        channel.queue_delete(f"{prefix}_events{suffix}")
-    conn.close()
 
 
 @pytest.fixture(autouse=True)

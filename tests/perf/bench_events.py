@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -37,9 +34,7 @@ from tenants.models import DocumentCounter
 from tenants.orm import install_session_guard
 from tests.conftest import make_tenant
 from tests.dbsetup import scratch_database
-
-ROOT = Path(__file__).resolve().parents[2]
-RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
+from tests.fault.procs import RABBIT, delete_queues, spawn_worker, stop_workers
 
 
 def _progress(label: str, done: int, total: int, started: float) -> None:
@@ -79,9 +74,7 @@ def job_layer(db, engine, t, n: int, broker: str, workdir: Path) -> float:
     log = (workdir / "workers.log").open("ab")
     workers = []
     try:
-        workers = [subprocess.Popen([sys.executable, "-m", "tests.fault.worker"], cwd=ROOT,
-                                    env=env, stdout=log, stderr=subprocess.STDOUT)
-                   for _ in range(2)]
+        workers = [spawn_worker(env, log) for _ in range(2)]
         time.sleep(3)  # let both processes connect before the clock starts
         started = time.perf_counter()
         batch = 50
@@ -103,18 +96,10 @@ def job_layer(db, engine, t, n: int, broker: str, workdir: Path) -> float:
         print()
         return n / elapsed
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                w.kill()
+        stop_workers(workers)
         log.close()
         if broker == "rabbitmq":
-            from tests.fault.test_kill_workers import _delete_queues
-
-            _delete_queues(prefix)
+            delete_queues(prefix)
 
 
 def run(n: int, broker: str) -> dict[str, float]:

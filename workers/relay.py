@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -30,6 +31,7 @@ from tenants.context import TenantContext, tenant_scope
 log = logging.getLogger(__name__)
 
 CHANNEL = "erp_outbox"
+SWEEP_SECONDS = 300.0
 
 
 class Relay:
@@ -94,23 +96,55 @@ class Relay:
                 sent += len(rows)
             if len(rows) < self.batch:
                 break
-        with self._session() as session:
-            # Only if no insert bumped the version meanwhile: an event committed
-            # while we drained keeps the marker and is picked up next pass.
-            session.execute(text("DELETE FROM events.pending_tenants"
-                                 " WHERE tenant_id = :t AND version = :v"),
-                            {"t": tenant_id, "v": version})
+        with tenant_scope(ctx), self._session() as session:
+            # Rows another relay holds locked (SKIP LOCKED hid them) are still
+            # unpublished: if that relay dies, only the marker brings them back, so
+            # it stays while any unpublished row exists. And only if no insert bumped
+            # the version meanwhile: an event committed during the drain keeps it too.
+            session.execute(text(
+                "DELETE FROM events.pending_tenants WHERE tenant_id = :t AND version = :v"
+                " AND NOT EXISTS (SELECT 1 FROM events.outbox"
+                " WHERE tenant_id = :t AND published_at IS NULL)"),
+                {"t": tenant_id, "v": version})
             session.commit()
         return sent
 
+    def sweep(self) -> int:
+        """Mark every tenant that has unpublished rows but no marker (a safety net for
+        markers lost to bugs or hand edits); return how many were marked."""
+        marked = 0
+        with self.app.app_context():
+            with self._session() as session:
+                tenants = session.execute(text(
+                    "SELECT t.id, t.slug FROM core.tenants t WHERE NOT EXISTS"
+                    " (SELECT 1 FROM events.pending_tenants p WHERE p.tenant_id = t.id)")).all()
+                session.rollback()
+            for tenant_id, slug in tenants:
+                ctx = TenantContext(tenant_id=tenant_id, tenant_slug=slug)
+                with tenant_scope(ctx), self._session() as session:
+                    marked += session.execute(text(
+                        "INSERT INTO events.pending_tenants (tenant_id)"
+                        " SELECT :t WHERE EXISTS (SELECT 1 FROM events.outbox"
+                        " WHERE tenant_id = :t AND published_at IS NULL)"
+                        " ON CONFLICT (tenant_id) DO NOTHING"), {"t": tenant_id}).rowcount
+                    session.commit()
+        if marked:
+            log.warning("relay sweep found %s tenants with unmarked unpublished events", marked)
+        return marked
+
     def run_forever(self, stop: threading.Event, database_url: str) -> None:
-        """Loop until ``stop`` is set: drain, then wait for a NOTIFY or the poll timeout."""
+        """Loop until ``stop`` is set: drain, then wait for a NOTIFY or the poll timeout;
+        every ``SWEEP_SECONDS`` also run the full sweep."""
         listener: psycopg.Connection | None = None
+        next_sweep = time.monotonic() + SWEEP_SECONDS
         while not stop.is_set():
             try:
                 if listener is None:
                     listener = psycopg.connect(libpq_url(database_url), autocommit=True)
                     listener.execute(f"LISTEN {CHANNEL}")
+                if time.monotonic() >= next_sweep:
+                    self.sweep()
+                    next_sweep = time.monotonic() + SWEEP_SECONDS
                 self.run_once()
                 for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
                     break

@@ -468,3 +468,20 @@ def test_sweep_remarks_tenants_with_unpublished_events(app, tenant, committed):
     assert relay.run_once() == 2
     assert relay.sweep() == 0
     assert {m.message_id for m in relay.broker.sent} == {str(i) for i in ids}
+
+
+def test_suspended_tenants_events_wait_in_the_outbox(app, tenant, committed):
+    from tenants.models import Tenant
+
+    Relay(app, RecordingBroker(), "q").run_once()
+    ids = _publish(committed, tenant, n=2)
+    with committed() as session:
+        session.get(Tenant, tenant.id).status = "suspended"
+        session.commit()
+    relay = Relay(app, RecordingBroker(), "q")
+    assert relay.run_once() == 0
+    with committed() as session:
+        session.get(Tenant, tenant.id).status = "active"
+        session.commit()
+    assert relay.run_once() == 2
+    assert [m.message_id for m in relay.broker.sent] == [str(i) for i in ids]

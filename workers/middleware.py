@@ -1,10 +1,12 @@
 """Tenant and correlation context around every actor, as a request has.
 
 A message names its tenant in ``options["tenant_id"]``. The middleware checks that
-the tenant exists and is active (a suspended tenant's work waits) and sets the
-context for the actor's thread; the engine hook then writes it into every
-transaction the actor opens. A message without a valid tenant is failed without
-retry: retrying cannot make it valid, and a guessed tenant would be worse.
+the tenant exists and is active and sets the context for the actor's thread; the
+engine hook then writes it into every transaction the actor opens. A message without
+a valid tenant is failed without retry: retrying cannot make it valid, and a guessed
+tenant would be worse. (A suspended tenant's new events wait in the outbox, since
+the relay skips it; messages already queued when it was suspended fail here and are
+re-driven after reactivation with ``erp events replay``.)
 """
 
 from __future__ import annotations

@@ -55,8 +55,11 @@ class Relay:
         with self.app.app_context():
             with self._session() as session:
                 pending = session.execute(text(
+                    # A suspended tenant's events wait in the outbox (marker kept)
+                    # until it is active again.
                     "SELECT p.tenant_id, p.version, t.slug FROM events.pending_tenants p"
-                    " JOIN core.tenants t ON t.id = p.tenant_id ORDER BY p.pending_since"
+                    " JOIN core.tenants t ON t.id = p.tenant_id WHERE t.status = 'active'"
+                    " ORDER BY p.pending_since"
                 )).all()
                 session.rollback()
             for tenant_id, version, slug in pending:

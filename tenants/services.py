@@ -25,7 +25,7 @@ from app.db import apply_context, utcnow
 from app.money import UnknownCurrency, validate_currency
 
 from .context import TenantContext, activate, current_context, tenant_scope
-from .models import DocumentCounter, Membership, Tenant, User
+from .models import DocumentCounter, Membership, Tenant, TenantKey, User
 from .permissions import UnknownRole, permissions_for, validate_roles
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
@@ -189,7 +189,16 @@ def bind_session_context(session: Session, ctx: TenantContext | None) -> None:
     closed first and the next statement begins a transaction under ``ctx``.
     """
     session.commit()
+    _forget_other_tenants(session, ctx)
     activate(ctx)
+
+
+def _forget_other_tenants(session: Session, ctx: TenantContext | None) -> None:
+    # Session.get() answers from the identity map without SQL, so neither RLS nor the
+    # ORM tenant filter would stop an object of the previous tenant being handed out.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, TenantKey) and (ctx is None or obj.tenant_id != ctx.tenant_id):
+            session.expunge(obj)
 
 
 @contextmanager
@@ -231,6 +240,8 @@ def provisioning_scope(session: Session, tenant: Tenant) -> Iterator[TenantConte
             yield ctx
         finally:
             session.flush()
+    if previous is not None:
+        _forget_other_tenants(session, previous)
     apply_context(session.connection())
 
 

@@ -339,3 +339,17 @@ def test_no_plain_set_of_tenant_settings_in_the_code():
                 if any(p.search(line) for p in FORBIDDEN):
                     offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert offenders == []
+
+
+def test_identity_map_does_not_serve_another_tenants_object_after_a_switch(
+        two_tenants, db_session):
+    """Session.get() answers from the identity map without SQL, so neither RLS nor the
+    ORM filter would see it: switching tenants must drop the other tenant's objects."""
+    a, b = two_tenants
+    services.bind_session_context(db_session, a.ctx)
+    services.next_number(db_session, "invoice")
+    counter = db_session.scalar(select(DocumentCounter))
+    key = (a.id, counter.id)
+    services.bind_session_context(db_session, b.ctx)
+    assert db_session.get(DocumentCounter, key) is None
+    services.bind_session_context(db_session, None)

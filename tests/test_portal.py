@@ -286,3 +286,28 @@ def test_nav_shows_only_existing_areas_the_user_may_see(client, tenant_factory, 
     allowed = permissions_for(["hr"])
     for label, _endpoint, permission, _position in NAV:
         assert (f">{label}</a>" in nav) == (permission in allowed), label
+
+
+def test_sessions_end_after_idle_and_absolute_timeouts(client, tenant_factory, monkeypatch):
+    import datetime as dt
+
+    from app.auth import session as auth_session
+
+    t = tenant_factory()
+    start = dt.datetime(2030, 1, 1, 8, 0, tzinfo=dt.UTC)
+    clock = {"now": start}
+    monkeypatch.setattr(auth_session, "utcnow", lambda: clock["now"])
+    login(client, t.owner.email)
+
+    def at(**delta) -> int:
+        clock["now"] = start + dt.timedelta(**delta)
+        return client.get(f"/t/{t.slug}/").status_code
+
+    assert at(minutes=90) == 200  # active within the idle window
+    assert at(hours=3, minutes=20) == 200  # 1h50 after the last click: still fine
+    assert at(hours=5, minutes=30) == 302  # 2h10 idle: signed out
+    clock["now"] = start
+    login(client, t.owner.email)
+    for hour in range(1, 12):
+        assert at(hours=hour) == 200  # busy all day, never idle
+    assert at(hours=12, minutes=5) == 302  # but 12 hours after sign-in it ends

@@ -1,11 +1,15 @@
 """The signed-in user, resolved once per request from the session cookie.
 
-The cookie holds only the user id and the time of sign-in. The user row is read
-on every request, so disabling a user ends their sessions at the next click.
+The cookie holds the user id, the time of sign-in and the time of the last
+activity. The user row is read on every request, so disabling a user ends their
+sessions at the next click. A session ends after ``IDLE_TIMEOUT`` without activity
+and ``ABSOLUTE_TIMEOUT`` after sign-in, whatever the activity: a cookie copied from
+a shared computer stops working on its own.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import uuid
 from collections.abc import Callable
@@ -18,6 +22,20 @@ from tenants.models import User
 
 SESSION_USER = "uid"
 SESSION_AUTH_AT = "auth_at"
+SESSION_SEEN_AT = "seen_at"
+IDLE_TIMEOUT = dt.timedelta(hours=2)
+ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
+# Refresh "last seen" at most this often, so the cookie is not re-issued on every click.
+SEEN_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def _expired(now: dt.datetime) -> bool:
+    try:
+        auth_at = dt.datetime.fromisoformat(session[SESSION_AUTH_AT])
+        seen_at = dt.datetime.fromisoformat(session.get(SESSION_SEEN_AT, session[SESSION_AUTH_AT]))
+    except (KeyError, TypeError, ValueError):
+        return True
+    return now - auth_at > ABSOLUTE_TIMEOUT or now - seen_at > IDLE_TIMEOUT
 
 
 def current_user() -> User | None:
@@ -25,6 +43,10 @@ def current_user() -> User | None:
         return g.user
     user = None
     raw = session.get(SESSION_USER)
+    now = utcnow()
+    if raw and _expired(now):
+        session.clear()
+        raw = None
     if raw:
         try:
             user = db.session.get(User, uuid.UUID(raw))
@@ -33,6 +55,10 @@ def current_user() -> User | None:
         if user is None or not user.is_active:
             session.clear()
             user = None
+        else:
+            seen = dt.datetime.fromisoformat(session.get(SESSION_SEEN_AT, session[SESSION_AUTH_AT]))
+            if now - seen >= SEEN_RESOLUTION:
+                session[SESSION_SEEN_AT] = now.isoformat()
     g.user = user
     return user
 
@@ -41,7 +67,7 @@ def sign_in(user: User) -> None:
     """Start a fresh session for ``user``: anything from before sign-in is dropped."""
     session.clear()
     session[SESSION_USER] = str(user.id)
-    session[SESSION_AUTH_AT] = utcnow().isoformat()
+    session[SESSION_AUTH_AT] = session[SESSION_SEEN_AT] = utcnow().isoformat()
     session.permanent = True
     g.user = user
 

@@ -124,6 +124,19 @@ def test_bad_settings_are_reported_without_traceback(env):
 # --- the README's run command, for real --------------------------------------------------
 
 
+def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
+    """Read a child's output until ``marker`` appears; fail if it exits or stalls."""
+    output = ""
+    deadline = time.monotonic() + timeout
+    while marker not in output:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            pytest.fail(f"{proc.args[1:3]} exited early:\n{output}")
+        output += line
+        assert time.monotonic() < deadline, output
+    return output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,13 +158,7 @@ def test_erp_up_serves_the_portal_and_the_printed_login_works(tmp_path, stop_sig
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = ""
     try:
-        deadline = time.monotonic() + 90
-        while "stop with Ctrl-C" not in output:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail(f"erp up exited early:\n{output}")
-            output += line
-            assert time.monotonic() < deadline, output
+        output = _read_until(proc, "stop with Ctrl-C", 90)
         email = re.search(r"login:\s+(\S+)", output).group(1)
         password = re.search(r"password:\s+(\S+)", output).group(1)
         base = f"http://127.0.0.1:{port}"
@@ -231,15 +238,8 @@ def test_erp_worker_starts_and_stops_on_sigterm(env, tmp_path):
                             env={**os.environ, **env, "ERP_QUEUE_PREFIX": prefix,
                                  "LOG_LEVEL": "INFO"},
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = ""
     try:
-        deadline = time.monotonic() + 60
-        while "worker started" not in output:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail(f"erp worker exited early:\n{output}")
-            output += line
-            assert time.monotonic() < deadline, output
+        output = _read_until(proc, "worker started", 60)
         assert f"queue {prefix}_events, relay on" in output
         for _ in range(50):
             try:

@@ -1,5 +1,6 @@
 """Import every domain's models so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from app.api import idempotency as idempotency_models  # noqa: F401
 from app.api import tokens as api_token_models  # noqa: F401
 from app.audit import models as audit_models  # noqa: F401
 from app.events import models as event_models  # noqa: F401

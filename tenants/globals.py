@@ -41,4 +41,6 @@ AUDITED_SCHEMAS: tuple[str, ...] = (
 UNAUDITED_TABLES: dict[str, str] = {
     "core.tenants": "the tenant registry; changes are operator actions logged by the CLI",
     "core.users": "global identities with no tenant to file the entry under",
+    "core.idempotency_keys": "request bookkeeping of API POSTs; the effects they guard are "
+    "audited themselves",
 }

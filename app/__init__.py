@@ -91,6 +91,7 @@ def init_db(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
+    from .api import members as _api_members  # noqa: F401 - registers its routes on bp
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
     from .events.views import bp as events_bp

@@ -7,10 +7,14 @@ as ``erp serve``.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from decimal import Decimal
+from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from tenants.context import activate, set_request_id
 
@@ -27,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = resolve_databases(settings)
 
     app = Flask(__name__)
+    app.json = DecimalJSONProvider(app)
     app.config["ERP_SETTINGS"] = settings
     app.config["SECRET_KEY"] = settings.secret_key
     app.config["TESTING"] = settings.testing
@@ -50,6 +55,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     load_consumers()
     return app
+
+
+class DecimalJSONProvider(DefaultJSONProvider):
+    """JSON numbers with a fraction are read as Decimal, never float: money sent as
+    ``0.1`` stays exactly 0.1. (Decimals are written back as strings by Flask.)"""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_float", Decimal)
+        return json.loads(s, **kwargs)
 
 
 def init_request_ids(app: Flask) -> None:
@@ -94,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import members as _api_members  # noqa: F401 - registers its routes on bp
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
+    from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
     from .ops import bp as ops_bp

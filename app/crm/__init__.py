@@ -1,0 +1,1 @@
+"""CRM: accounts and contacts (deals, leads, activities and tickets to come)."""

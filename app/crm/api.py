@@ -1,0 +1,243 @@
+"""``/api/v1/accounts`` and ``/api/v1/contacts``.
+
+Lists are paged (``page``, ``per_page`` up to 200) with ``total``, filtered
+(``q``, ``owner_id``, ``updated_since``; contacts also ``account_id`` and ``email``)
+and sorted (``sort=name|-name|updated_at|-updated_at|created_at|-created_at``).
+Another tenant's id answers 404, exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any, Literal
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+from pydantic import EmailStr, Field
+
+from app.api import bp
+from app.api.auth import api_auth
+from app.api.idempotency import idempotent
+from app.api.validation import Input, parse_body, parse_query
+from app.db import db
+from app.errors import ApiError
+
+from . import services
+from .models import Account, Contact
+
+Sort = Literal["name", "-name", "updated_at", "-updated_at", "created_at", "-created_at"]
+
+
+class ListQuery(Input):
+    q: str | None = Field(default=None, max_length=200)
+    owner_id: uuid.UUID | None = None
+    updated_since: dt.datetime | None = None
+    sort: Sort = "name"
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+class ContactListQuery(ListQuery):
+    account_id: uuid.UUID | None = None
+    email: str | None = Field(default=None, max_length=320)
+
+
+class AccountIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    currency: str = Field(min_length=3, max_length=3)
+    industry: str = Field(default="", max_length=100)
+    website: str = Field(default="", max_length=500)
+    billing_address: str = Field(default="", max_length=2000)
+    shipping_address: str = Field(default="", max_length=2000)
+    payment_terms_days: int = Field(default=30, ge=0, le=365)
+    credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=19, decimal_places=4)
+    owner_id: uuid.UUID | None = None
+
+
+class AccountPatch(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    industry: str | None = Field(default=None, max_length=100)
+    website: str | None = Field(default=None, max_length=500)
+    billing_address: str | None = Field(default=None, max_length=2000)
+    shipping_address: str | None = Field(default=None, max_length=2000)
+    payment_terms_days: int | None = Field(default=None, ge=0, le=365)
+    credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=19, decimal_places=4)
+    owner_id: uuid.UUID | None = None
+
+
+class ContactIn(Input):
+    last_name: str = Field(min_length=1, max_length=100)
+    first_name: str = Field(default="", max_length=100)
+    email: EmailStr | None = None
+    phone: str = Field(default="", max_length=50)
+    title: str = Field(default="", max_length=100)
+    account_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+
+
+class ContactPatch(Input):
+    last_name: str | None = Field(default=None, min_length=1, max_length=100)
+    first_name: str | None = Field(default=None, max_length=100)
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=50)
+    title: str | None = Field(default=None, max_length=100)
+    account_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+
+
+def account_out(a: Account) -> dict[str, Any]:
+    return {
+        "id": str(a.id), "name": a.name, "domain": a.domain, "industry": a.industry,
+        "website": a.website, "billing_address": a.billing_address,
+        "shipping_address": a.shipping_address, "payment_terms_days": a.payment_terms_days,
+        "credit_limit": services.money(a.credit_limit), "currency": a.currency,
+        "owner_id": str(a.owner_id) if a.owner_id else None,
+        "created_at": a.created_at.isoformat(), "updated_at": a.updated_at.isoformat(),
+    }
+
+
+def contact_out(c: Contact) -> dict[str, Any]:
+    return {
+        "id": str(c.id), "first_name": c.first_name, "last_name": c.last_name,
+        "email": c.email, "phone": c.phone, "title": c.title,
+        "account_id": str(c.account_id) if c.account_id else None,
+        "owner_id": str(c.owner_id) if c.owner_id else None,
+        "created_at": c.created_at.isoformat(), "updated_at": c.updated_at.isoformat(),
+    }
+
+
+def _id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ApiError(404, "not found") from None
+
+
+def _service_error(exc: services.CrmError) -> ApiError:
+    if isinstance(exc, services.Duplicate):
+        return ApiError(409, str(exc), "duplicate", {"id": str(exc.existing_id)})
+    return ApiError(422, str(exc), "invalid", {exc.field or "body": str(exc)})
+
+
+def _page(page: services.Page, out: Any) -> ResponseReturnValue:
+    return jsonify(items=[out(i) for i in page.items], total=page.total, page=page.page,
+                   per_page=page.per_page)
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+@bp.get("/accounts")
+@api_auth("crm:read")
+def list_accounts() -> ResponseReturnValue:
+    query = parse_query(ListQuery)
+    return _page(services.list_accounts(db.session, **query.model_dump()), account_out)
+
+
+@bp.post("/accounts")
+@api_auth("crm:write")
+@idempotent
+def create_account() -> ResponseReturnValue:
+    body = parse_body(AccountIn)
+    try:
+        account = services.create_account(db.session, body.model_dump())
+    except services.CrmError as exc:
+        raise _service_error(exc) from None
+    return jsonify(account_out(account)), 201
+
+
+@bp.get("/accounts/<account_id>")
+@api_auth("crm:read")
+def get_account(account_id: str) -> ResponseReturnValue:
+    account = services.get_account(db.session, _id(account_id))
+    if account is None:
+        raise ApiError(404, "no such account")
+    return jsonify(account_out(account))
+
+
+@bp.patch("/accounts/<account_id>")
+@api_auth("crm:write")
+def update_account(account_id: str) -> ResponseReturnValue:
+    account = services.get_account(db.session, _id(account_id))
+    if account is None:
+        raise ApiError(404, "no such account")
+    changes = parse_body(AccountPatch).model_dump(exclude_unset=True)
+    try:
+        services.update_account(db.session, account, changes)
+    except services.CrmError as exc:
+        db.session.rollback()
+        raise _service_error(exc) from None
+    db.session.commit()
+    return jsonify(account_out(account))
+
+
+@bp.delete("/accounts/<account_id>")
+@api_auth("crm:write")
+def delete_account(account_id: str) -> ResponseReturnValue:
+    account = services.get_account(db.session, _id(account_id))
+    if account is None:
+        raise ApiError(404, "no such account")
+    services.delete_account(db.session, account)
+    db.session.commit()
+    return "", 204
+
+
+# --- contacts ------------------------------------------------------------------------------
+
+
+@bp.get("/contacts")
+@api_auth("crm:read")
+def list_contacts() -> ResponseReturnValue:
+    query = parse_query(ContactListQuery)
+    return _page(services.list_contacts(db.session, **query.model_dump()), contact_out)
+
+
+@bp.post("/contacts")
+@api_auth("crm:write")
+@idempotent
+def create_contact() -> ResponseReturnValue:
+    body = parse_body(ContactIn)
+    try:
+        contact = services.create_contact(db.session, body.model_dump())
+    except services.CrmError as exc:
+        raise _service_error(exc) from None
+    return jsonify(contact_out(contact)), 201
+
+
+@bp.get("/contacts/<contact_id>")
+@api_auth("crm:read")
+def get_contact(contact_id: str) -> ResponseReturnValue:
+    contact = services.get_contact(db.session, _id(contact_id))
+    if contact is None:
+        raise ApiError(404, "no such contact")
+    return jsonify(contact_out(contact))
+
+
+@bp.patch("/contacts/<contact_id>")
+@api_auth("crm:write")
+def update_contact(contact_id: str) -> ResponseReturnValue:
+    contact = services.get_contact(db.session, _id(contact_id))
+    if contact is None:
+        raise ApiError(404, "no such contact")
+    changes = parse_body(ContactPatch).model_dump(exclude_unset=True)
+    try:
+        services.update_contact(db.session, contact, changes)
+    except services.CrmError as exc:
+        db.session.rollback()
+        raise _service_error(exc) from None
+    db.session.commit()
+    return jsonify(contact_out(contact))
+
+
+@bp.delete("/contacts/<contact_id>")
+@api_auth("crm:write")
+def delete_contact(contact_id: str) -> ResponseReturnValue:
+    contact = services.get_contact(db.session, _id(contact_id))
+    if contact is None:
+        raise ApiError(404, "no such contact")
+    services.delete_contact(db.session, contact)
+    db.session.commit()
+    return "", 204

@@ -109,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
+    from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
     from .ops import bp as ops_bp
@@ -117,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(crm_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

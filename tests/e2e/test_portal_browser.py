@@ -183,7 +183,8 @@ def test_viewer_sees_settings_read_only(live_server, browse):
         "Viewer (read only)")
     expect(_member_row(b, t.owner.email).locator("td").nth(1)).to_have_text("Owner")
     nav = b.page.locator(".sidenav a")
-    expect(nav).to_have_text(["Dashboard", "Exceptions", "API tokens", "Settings"])
+    expect(nav).to_have_text(["Dashboard", "Accounts", "Contacts", "Exceptions", "API tokens",
+                              "Settings"])
     b.shot("settings-viewer")
 
     # A page the role does not allow answers 403 with the styled page.

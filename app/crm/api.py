@@ -127,6 +127,39 @@ def _page(page: services.Page, out: Any) -> ResponseReturnValue:
                    per_page=page.per_page)
 
 
+def _load(get: Any, raw_id: str, what: str) -> Any:
+    record = get(db.session, _id(raw_id))
+    if record is None:
+        raise ApiError(404, f"no such {what}")
+    return record
+
+
+def _create(model: type[Input], create: Any, out: Any) -> ResponseReturnValue:
+    body = parse_body(model)
+    try:
+        record = create(db.session, body.model_dump())
+    except services.CrmError as exc:
+        raise _service_error(exc) from None
+    return jsonify(out(record)), 201
+
+
+def _patch(record: Any, model: type[Input], update: Any, out: Any) -> ResponseReturnValue:
+    changes = parse_body(model).model_dump(exclude_unset=True)
+    try:
+        update(db.session, record, changes)
+    except services.CrmError as exc:
+        db.session.rollback()
+        raise _service_error(exc) from None
+    db.session.commit()
+    return jsonify(out(record))
+
+
+def _delete(record: Any, delete: Any) -> ResponseReturnValue:
+    delete(db.session, record)
+    db.session.commit()
+    return "", 204
+
+
 # --- accounts ----------------------------------------------------------------------------
 
 
@@ -141,48 +174,26 @@ def list_accounts() -> ResponseReturnValue:
 @api_auth("crm:write")
 @idempotent
 def create_account() -> ResponseReturnValue:
-    body = parse_body(AccountIn)
-    try:
-        account = services.create_account(db.session, body.model_dump())
-    except services.CrmError as exc:
-        raise _service_error(exc) from None
-    return jsonify(account_out(account)), 201
+    return _create(AccountIn, services.create_account, account_out)
 
 
 @bp.get("/accounts/<account_id>")
 @api_auth("crm:read")
 def get_account(account_id: str) -> ResponseReturnValue:
-    account = services.get_account(db.session, _id(account_id))
-    if account is None:
-        raise ApiError(404, "no such account")
-    return jsonify(account_out(account))
+    return jsonify(account_out(_load(services.get_account, account_id, "account")))
 
 
 @bp.patch("/accounts/<account_id>")
 @api_auth("crm:write")
 def update_account(account_id: str) -> ResponseReturnValue:
-    account = services.get_account(db.session, _id(account_id))
-    if account is None:
-        raise ApiError(404, "no such account")
-    changes = parse_body(AccountPatch).model_dump(exclude_unset=True)
-    try:
-        services.update_account(db.session, account, changes)
-    except services.CrmError as exc:
-        db.session.rollback()
-        raise _service_error(exc) from None
-    db.session.commit()
-    return jsonify(account_out(account))
+    account = _load(services.get_account, account_id, "account")
+    return _patch(account, AccountPatch, services.update_account, account_out)
 
 
 @bp.delete("/accounts/<account_id>")
 @api_auth("crm:write")
 def delete_account(account_id: str) -> ResponseReturnValue:
-    account = services.get_account(db.session, _id(account_id))
-    if account is None:
-        raise ApiError(404, "no such account")
-    services.delete_account(db.session, account)
-    db.session.commit()
-    return "", 204
+    return _delete(_load(services.get_account, account_id, "account"), services.delete_account)
 
 
 # --- contacts ------------------------------------------------------------------------------
@@ -199,45 +210,23 @@ def list_contacts() -> ResponseReturnValue:
 @api_auth("crm:write")
 @idempotent
 def create_contact() -> ResponseReturnValue:
-    body = parse_body(ContactIn)
-    try:
-        contact = services.create_contact(db.session, body.model_dump())
-    except services.CrmError as exc:
-        raise _service_error(exc) from None
-    return jsonify(contact_out(contact)), 201
+    return _create(ContactIn, services.create_contact, contact_out)
 
 
 @bp.get("/contacts/<contact_id>")
 @api_auth("crm:read")
 def get_contact(contact_id: str) -> ResponseReturnValue:
-    contact = services.get_contact(db.session, _id(contact_id))
-    if contact is None:
-        raise ApiError(404, "no such contact")
-    return jsonify(contact_out(contact))
+    return jsonify(contact_out(_load(services.get_contact, contact_id, "contact")))
 
 
 @bp.patch("/contacts/<contact_id>")
 @api_auth("crm:write")
 def update_contact(contact_id: str) -> ResponseReturnValue:
-    contact = services.get_contact(db.session, _id(contact_id))
-    if contact is None:
-        raise ApiError(404, "no such contact")
-    changes = parse_body(ContactPatch).model_dump(exclude_unset=True)
-    try:
-        services.update_contact(db.session, contact, changes)
-    except services.CrmError as exc:
-        db.session.rollback()
-        raise _service_error(exc) from None
-    db.session.commit()
-    return jsonify(contact_out(contact))
+    contact = _load(services.get_contact, contact_id, "contact")
+    return _patch(contact, ContactPatch, services.update_contact, contact_out)
 
 
 @bp.delete("/contacts/<contact_id>")
 @api_auth("crm:write")
 def delete_contact(contact_id: str) -> ResponseReturnValue:
-    contact = services.get_contact(db.session, _id(contact_id))
-    if contact is None:
-        raise ApiError(404, "no such contact")
-    services.delete_contact(db.session, contact)
-    db.session.commit()
-    return "", 204
+    return _delete(_load(services.get_contact, contact_id, "contact"), services.delete_contact)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -24,6 +25,10 @@ bp = tenant_blueprint("crm", __name__, "/crm", template_folder="templates")
 NAV.append(("Accounts", "crm.accounts", "crm:read", 10))
 NAV.append(("Contacts", "crm.contacts", "crm:read", 11))
 PER_PAGE = 25
+ACCOUNT_SAVE = {"duplicate_field": "name", "default_field": "name", "detail": "crm.account",
+                "key": "account_id"}
+CONTACT_SAVE = {"duplicate_field": "email", "default_field": "last_name",
+                "detail": "crm.contact", "key": "contact_id"}
 
 
 class AccountForm(FlaskForm):
@@ -85,6 +90,27 @@ def _account_data(form: AccountForm) -> dict[str, Any]:
     return data
 
 
+def _save(form: FlaskForm, save: Callable[[], Any], *, duplicate_field: str,
+          default_field: str, detail: str, key: str, message: str) -> ResponseReturnValue | None:
+    """Validate, call ``save`` (a service call), commit and redirect to the record's
+    page; on refusal put the message beside the right field and return None."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        record = save()
+    except services.Duplicate as exc:
+        db.session.rollback()
+        getattr(form, duplicate_field).errors.append(_duplicate_message(exc, detail, key))
+    except services.CrmError as exc:
+        db.session.rollback()
+        getattr(form, exc.field or default_field).errors.append(str(exc))
+    else:
+        db.session.commit()
+        flash(message, "success")
+        return redirect(url_for(detail, **{key: record.id}))
+    return None
+
+
 # --- accounts ----------------------------------------------------------------------------
 
 
@@ -100,19 +126,10 @@ def accounts() -> ResponseReturnValue:
 @requires("crm:write")
 def new_account() -> ResponseReturnValue:
     form = AccountForm(currency=g.tenant.base_currency)
-    if form.validate_on_submit():
-        try:
-            account = services.create_account(db.session, _account_data(form))
-        except services.Duplicate as exc:
-            db.session.rollback()
-            form.name.errors.append(_duplicate_message(exc, "crm.account", "account_id"))
-        except services.CrmError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "name").errors.append(str(exc))
-        else:
-            db.session.commit()
-            flash(f"Account {account.name} created.", "success")
-            return redirect(url_for("crm.account", account_id=account.id))
+    done = _save(form, lambda: services.create_account(db.session, _account_data(form)),
+                 **ACCOUNT_SAVE, message="Account created.")
+    if done:
+        return done
     status = 422 if form.errors else 200
     return render_template("crm/account_form.html", form=form, account=None), status
 
@@ -134,19 +151,10 @@ def edit_account(account_id: str) -> ResponseReturnValue:
     if found is None:
         abort(404)
     form = AccountForm(obj=found)
-    if form.validate_on_submit():
-        try:
-            services.update_account(db.session, found, _account_data(form))
-        except services.Duplicate as exc:
-            db.session.rollback()
-            form.name.errors.append(_duplicate_message(exc, "crm.account", "account_id"))
-        except services.CrmError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "name").errors.append(str(exc))
-        else:
-            db.session.commit()
-            flash("Account saved.", "success")
-            return redirect(url_for("crm.account", account_id=found.id))
+    done = _save(form, lambda: services.update_account(db.session, found, _account_data(form)),
+                 **ACCOUNT_SAVE, message="Account saved.")
+    if done:
+        return done
     status = 422 if form.errors else 200
     return render_template("crm/account_form.html", form=form, account=found), status
 
@@ -199,19 +207,10 @@ def new_contact() -> ResponseReturnValue:
     form = _contact_form()
     if request.method == "GET" and request.args.get("account_id"):
         form.account_id.data = request.args["account_id"]
-    if form.validate_on_submit():
-        try:
-            contact = services.create_contact(db.session, _contact_data(form))
-        except services.Duplicate as exc:
-            db.session.rollback()
-            form.email.errors.append(_duplicate_message(exc, "crm.contact", "contact_id"))
-        except services.CrmError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "last_name").errors.append(str(exc))
-        else:
-            db.session.commit()
-            flash("Contact created.", "success")
-            return redirect(url_for("crm.contact", contact_id=contact.id))
+    done = _save(form, lambda: services.create_contact(db.session, _contact_data(form)),
+                 **CONTACT_SAVE, message="Contact created.")
+    if done:
+        return done
     status = 422 if form.errors else 200
     return render_template("crm/contact_form.html", form=form, contact=None), status
 
@@ -233,19 +232,10 @@ def edit_contact(contact_id: str) -> ResponseReturnValue:
     if found is None:
         abort(404)
     form = _contact_form(found)
-    if form.validate_on_submit():
-        try:
-            services.update_contact(db.session, found, _contact_data(form))
-        except services.Duplicate as exc:
-            db.session.rollback()
-            form.email.errors.append(_duplicate_message(exc, "crm.contact", "contact_id"))
-        except services.CrmError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "last_name").errors.append(str(exc))
-        else:
-            db.session.commit()
-            flash("Contact saved.", "success")
-            return redirect(url_for("crm.contact", contact_id=found.id))
+    done = _save(form, lambda: services.update_contact(db.session, found, _contact_data(form)),
+                 **CONTACT_SAVE, message="Contact saved.")
+    if done:
+        return done
     status = 422 if form.errors else 200
     return render_template("crm/contact_form.html", form=form, contact=found), status
 

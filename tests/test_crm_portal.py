@@ -31,7 +31,10 @@ def test_create_view_edit_and_delete_an_account(client, tenant_factory):
         "currency": "USD", "payment_terms_days": "60", "credit_limit": ""})
     assert edit.status_code == 302
     assert "Globex Corporation" in client.get(f"{base}/accounts").get_data(as_text=True)
-    client.post(f"{base}/accounts/{account_id}/delete", data={"csrf_token": token})
+    confirm = client.get(f"{base}/accounts/{account_id}/delete").get_data(as_text=True)
+    assert "Delete account Globex Corporation?" in confirm
+    assert client.get(f"{base}/accounts/{account_id}").status_code == 200  # not yet
+    client.post(f"{base}/accounts/{account_id}/delete", data={"csrf_token": csrf_from(confirm)})
     assert client.get(f"{base}/accounts/{account_id}").status_code == 404
 
 

@@ -159,12 +159,15 @@ def edit_account(account_id: str) -> ResponseReturnValue:
     return render_template("crm/account_form.html", form=form, account=found), status
 
 
-@bp.post("/accounts/<account_id>/delete")
+@bp.route("/accounts/<account_id>/delete", methods=["GET", "POST"])
 @requires("crm:write")
 def delete_account(account_id: str) -> ResponseReturnValue:
     found = services.get_account(db.session, _uuid(account_id))
     if found is None:
         abort(404)
+    if request.method == "GET":
+        return render_template("crm/confirm_delete.html", what="account", name=found.name,
+                               back=url_for("crm.account", account_id=found.id))
     services.delete_account(db.session, found)
     db.session.commit()
     flash(f"Account {found.name} deleted.", "success")
@@ -240,12 +243,16 @@ def edit_contact(contact_id: str) -> ResponseReturnValue:
     return render_template("crm/contact_form.html", form=form, contact=found), status
 
 
-@bp.post("/contacts/<contact_id>/delete")
+@bp.route("/contacts/<contact_id>/delete", methods=["GET", "POST"])
 @requires("crm:write")
 def delete_contact(contact_id: str) -> ResponseReturnValue:
     found = services.get_contact(db.session, _uuid(contact_id))
     if found is None:
         abort(404)
+    if request.method == "GET":
+        return render_template("crm/confirm_delete.html", what="contact",
+                               name=f"{found.first_name} {found.last_name}".strip(),
+                               back=url_for("crm.contact", contact_id=found.id))
     services.delete_contact(db.session, found)
     db.session.commit()
     flash("Contact deleted.", "success")

@@ -485,3 +485,35 @@ def test_suspended_tenants_events_wait_in_the_outbox(app, tenant, committed):
         session.commit()
     assert relay.run_once() == 2
     assert [m.message_id for m in relay.broker.sent] == [str(i) for i in ids]
+
+
+def test_retry_of_a_quarantined_event_gets_a_fresh_attempt_budget(tenant, committed):
+    FLAGS["q"] = "boom"
+    (event_id,) = _publish(committed, tenant, key="q")
+    c = dispatch_mod.CONSUMERS["test.counter"]
+    with tenant_scope(tenant.ctx), committed() as session:
+        event = session.get(OutboxEvent, (tenant.id, event_id))
+        while run_consumer(committed, c, event) != "quarantined":
+            pass
+        item = session.scalar(select(WorkException))
+        FLAGS["q"] = ""  # the cause is fixed; a person presses Retry
+        events.retry_exception(session, item.id)
+        session.commit()
+        retry_id = session.scalar(select(OutboxEvent.id).where(
+            OutboxEvent.event_type == events.REDELIVER))
+    with tenant_scope(tenant.ctx):
+        assert dispatch(committed, retry_id) == {"test.counter": "done"}
+        with committed() as session:
+            assert _counter(session) == 1
+
+
+def test_repeated_attention_never_turns_into_poison(tenant, committed):
+    FLAGS["short2"] = "attention"
+    (event_id,) = _publish(committed, tenant, key="short2")
+    with tenant_scope(tenant.ctx):
+        for _ in range(6):  # stock still short at every retry
+            assert dispatch(committed, event_id)["test.counter"] == "attention"
+            with committed() as session:
+                item = session.scalar(select(WorkException))
+                assert item.kind == "attention"
+                assert item.reason == "not enough stock for SKU X-1"

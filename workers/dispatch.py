@@ -32,7 +32,13 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.events.models import OutboxEvent
-from app.events.services import REDELIVER, NeedsAttention, record_exception, resolve_exception
+from app.events.services import (
+    REDELIVER,
+    NeedsAttention,
+    record_exception,
+    reset_attempts,
+    resolve_exception,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +139,16 @@ def dispatch(session_factory: Callable[[], Session], event_id: uuid.UUID) -> dic
         else:
             event, targets = row, consumers_of(row.event_type)
         session.expunge(event)
-    outcomes = {c.name: run_consumer(session_factory, c, event) for c in targets}
+    redelivered = row.event_type == REDELIVER
+    outcomes = {c.name: run_consumer(session_factory, c, event, redelivered=redelivered)
+                for c in targets}
     if "retry" in outcomes.values():
         raise DispatchFailed(f"event {event.id}: {outcomes}")
     return outcomes
 
 
-def run_consumer(session_factory: Callable[[], Session], c: Consumer, event: OutboxEvent) -> str:
+def run_consumer(session_factory: Callable[[], Session], c: Consumer, event: OutboxEvent,
+                 *, redelivered: bool = False) -> str:
     """One consumer, one event: 'done', 'duplicate', 'skipped', 'attention',
     'quarantined' or 'retry'."""
     started = time.perf_counter()
@@ -187,13 +196,16 @@ def run_consumer(session_factory: Callable[[], Session], c: Consumer, event: Out
                 STATS.add(f"duplicate:{c.name}")
                 return "duplicate"
             c.handler(session, event)
-            if attempts > 1:  # only a retried delivery can have an open exception
+            if attempts > 1 or redelivered:  # only these can have an open exception
                 resolve_exception(session, c.name, event.id)
             session.commit()
         except NeedsAttention as exc:
             session.rollback()
             record_exception(session, consumer=c.name, event=event, kind="attention",
                              reason=exc.reason, context=_jsonable(exc.context))
+            # Waiting for a person is not a failure: it must not count towards the
+            # poison guard when the event comes back after the retry.
+            reset_attempts(session, event.id, c.name)
             session.commit()
             STATS.add(f"attention:{c.name}")
             log.warning("consumer %s needs attention for event %s: %s", c.name, event.id,

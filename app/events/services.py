@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tenants.context import current_request_id, require_context
 
-from .models import OutboxEvent, WorkException
+from .models import Delivery, OutboxEvent, WorkException
 
 REDELIVER = "events.redeliver"
 
@@ -128,8 +128,19 @@ def retry_exception(session: Session, exception_id: uuid.UUID) -> WorkException:
     return item
 
 
+def reset_attempts(session: Session, event_id: uuid.UUID, consumer: str | None) -> None:
+    """Give (consumer, event) a fresh attempt budget: a person decided to try again,
+    so earlier failures must not quarantine it at once."""
+    query = delete(Delivery).where(Delivery.event_id == event_id)
+    if consumer is not None:
+        query = query.where(Delivery.consumer == consumer)
+    session.execute(query)
+
+
 def redeliver(session: Session, event: OutboxEvent, consumer: str | None) -> OutboxEvent:
-    """Queue ``event`` again for one consumer (or all with None), via the outbox."""
+    """Queue ``event`` again for one consumer (or all with None), via the outbox,
+    with a fresh attempt budget."""
+    reset_attempts(session, event.id, consumer)
     row = OutboxEvent(
         event_type=REDELIVER,
         payload={"event_id": str(event.id)},

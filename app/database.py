@@ -156,7 +156,9 @@ def ensure_runtime_roles(conn: psycopg.Connection, roles: tuple[RoleSpec, ...]) 
                 "use a separate role (row-level security does not bind an owner reliably)"
             )
         row = conn.execute(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (role.name,)
+            "SELECT rolsuper OR rolbypassrls OR rolcreaterole OR rolreplication,"
+            " EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid)"
+            " FROM pg_roles r WHERE rolname = %s", (role.name,)
         ).fetchone()
         if row is None:
             stmt = sql.SQL(
@@ -176,8 +178,9 @@ def ensure_runtime_roles(conn: psycopg.Connection, roles: tuple[RoleSpec, ...]) 
             log.info("created %s role %s", role.purpose, role.name)
         elif row[0] or row[1]:
             raise DatabaseSetupError(
-                f"the {role.purpose} role {role.name!r} is SUPERUSER or BYPASSRLS; "
-                "it would see every tenant's rows. Use a plain LOGIN role."
+                f"the {role.purpose} role {role.name!r} is SUPERUSER, BYPASSRLS, CREATEROLE "
+                "or REPLICATION, or a member of another role; it could reach every tenant's "
+                "rows. Use a plain LOGIN role."
             )
 
 

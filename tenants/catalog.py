@@ -101,18 +101,21 @@ def catalog_problems(
             """
             SELECT pol.polname, pol.polpermissive, pol.polcmd,
                    pg_get_expr(pol.polqual, pol.polrelid),
-                   pg_get_expr(pol.polwithcheck, pol.polrelid)
+                   pg_get_expr(pol.polwithcheck, pol.polrelid),
+                   pol.polroles = '{0}'::oid[]
             FROM pg_policy pol WHERE pol.polrelid = %s
             """,
             (oid,),
         )
+        # The policy must apply TO PUBLIC: one scoped to some other role would leave
+        # the app role bound by nothing but the permissive policies.
         if not any(
-            not permissive and cmd == "*" and _is_tenant_predicate(qual)
+            not permissive and cmd == "*" and to_public and _is_tenant_predicate(qual)
             and _is_tenant_predicate(check)
-            for _, permissive, cmd, qual, check in policies
+            for _, permissive, cmd, qual, check, to_public in policies
         ):
-            problems.append(f"{name}: no RESTRICTIVE policy FOR ALL with USING and WITH CHECK "
-                            f"tenant_id = (SELECT {POLICY_FUNCTION})")
+            problems.append(f"{name}: no RESTRICTIVE policy FOR ALL TO PUBLIC with USING and "
+                            f"WITH CHECK tenant_id = (SELECT {POLICY_FUNCTION})")
 
         for conname, cols, ref_oid, ref_name, ref_cols in _rows(
             conn,
@@ -171,7 +174,9 @@ def catalog_problems(
     ):
         problems.append(f"{view}: view is not security_invoker (it would bypass RLS)")
 
+    runtime_roles = list(runtime_roles)
     problems.extend(role_problems(conn, schemas, runtime_roles))
+    problems.extend(function_problems(conn, runtime_roles))
     return problems
 
 
@@ -194,27 +199,69 @@ def audit_problems(conn: Any, audited_schemas: Iterable[str],
             for name, audited in rows if not audited and name not in allow]
 
 
+# How PostgreSQL 15-18 print the predicate of tenants.rls.TENANT_PREDICATE; compared
+# whole, so "tenant_id = (SELECT ...) OR true" does not pass for it.
+TENANT_PREDICATE_PRINTED = {
+    "(tenant_id = ( SELECT app.current_tenant_id() AS current_tenant_id))",
+}
+
+
 def _is_tenant_predicate(expr: str | None) -> bool:
-    if not expr:
-        return False
-    flat = " ".join(expr.split())
-    return flat.startswith("(tenant_id = ( SELECT app.current_tenant_id()") or flat.startswith(
-        "(tenant_id = (SELECT app.current_tenant_id()"
-    )
+    return " ".join((expr or "").split()) in TENANT_PREDICATE_PRINTED
+
+
+def function_problems(conn: Any, runtime_roles: Iterable[str]) -> list[str]:
+    """``app.current_tenant_id()`` must be what every policy relies on: STABLE, not
+    SECURITY DEFINER, and owned by no runtime role (an owner could replace it)."""
+    rows = _rows(conn, """
+        SELECT p.provolatile, p.prosecdef, pg_get_userbyid(p.proowner)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'app' AND p.proname = 'current_tenant_id'""")
+    if len(rows) != 1:
+        return ["app.current_tenant_id(): missing or overloaded"]
+    volatility, secdef, owner = rows[0]
+    problems = []
+    if volatility != "s":
+        problems.append("app.current_tenant_id(): must be STABLE")
+    if secdef:
+        problems.append("app.current_tenant_id(): must not be SECURITY DEFINER")
+    if owner in set(runtime_roles):
+        problems.append(f"app.current_tenant_id(): owned by runtime role {owner}")
+    return problems
 
 
 def role_problems(conn: Any, schemas: Sequence[str], roles: Iterable[str]) -> list[str]:
     problems: list[str] = []
     for role in roles:
-        row = _rows(conn, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s",
-                    (role,))
+        row = _rows(conn, "SELECT rolsuper, rolbypassrls, rolcreaterole, rolreplication"
+                          " FROM pg_roles WHERE rolname = %s", (role,))
         if not row:
             problems.append(f"role {role}: does not exist")
             continue
-        if row[0][0]:
+        superuser, bypass, createrole, replication = row[0]
+        if superuser:
             problems.append(f"role {role}: is SUPERUSER (bypasses row-level security)")
-        if row[0][1]:
+        if bypass:
             problems.append(f"role {role}: has BYPASSRLS")
+        if createrole:
+            problems.append(f"role {role}: has CREATEROLE (it could make itself a member of "
+                            "the owner)")
+        if replication:
+            problems.append(f"role {role}: has REPLICATION")
+        for (granted,) in _rows(conn, """
+                SELECT pg_get_userbyid(m.roleid) FROM pg_auth_members m
+                WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s)""", (role,)):
+            problems.append(f"role {role}: is a member of {granted} (it inherits or can SET "
+                            "ROLE to its rights)")
+        for (owned,) in _rows(conn, """
+                SELECT 'schema ' || nspname FROM pg_namespace
+                WHERE nspname = ANY(%s) AND pg_get_userbyid(nspowner) = %s
+                UNION ALL
+                SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_proc p
+                JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = ANY(%s) AND pg_get_userbyid(p.proowner) = %s""",
+                (["app", *schemas], role, ["app", *schemas], role)):
+            problems.append(f"role {role}: owns {owned}")
         for (owned,) in _rows(
             conn,
             """

@@ -230,3 +230,86 @@ def test_analytics_role_is_read_only(database):
     with psycopg.connect(database.analytics_url) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("INSERT INTO core.users (email) VALUES ('x@y.example.com')")
+
+
+def test_names_restrictive_policy_scoped_to_another_role(database, scratch):
+    """A restrictive policy TO some other role binds nobody else (review finding)."""
+    conn, schema = scratch
+    conn.execute(f"CREATE TABLE {schema}.scoped (tenant_id uuid NOT NULL, id uuid NOT NULL,"
+                 " PRIMARY KEY (tenant_id, id))")
+    conn.execute(f"ALTER TABLE {schema}.scoped ENABLE ROW LEVEL SECURITY")
+    conn.execute(f"ALTER TABLE {schema}.scoped FORCE ROW LEVEL SECURITY")
+    conn.execute(f"CREATE POLICY open ON {schema}.scoped USING (true)")
+    conn.execute(sql.SQL(
+        "CREATE POLICY tenant_isolation ON {}.scoped AS RESTRICTIVE FOR ALL TO {} "
+        "USING (tenant_id = (SELECT app.current_tenant_id())) "
+        "WITH CHECK (tenant_id = (SELECT app.current_tenant_id()))").format(
+        sql.Identifier(schema), sql.Identifier(database.analytics_role)))
+    assert any(p.startswith(f"{schema}.scoped: no RESTRICTIVE policy FOR ALL TO PUBLIC")
+               for p in _problems(conn, schema))
+
+
+def test_names_predicate_with_a_loophole(scratch):
+    conn, schema = scratch
+    conn.execute(f"CREATE TABLE {schema}.loophole (tenant_id uuid NOT NULL, id uuid NOT NULL,"
+                 " PRIMARY KEY (tenant_id, id))")
+    _fence(conn, f"{schema}.loophole")
+    conn.execute(f"DROP POLICY tenant_isolation ON {schema}.loophole")
+    conn.execute(f"CREATE POLICY tenant_isolation ON {schema}.loophole AS RESTRICTIVE "
+                 "USING (tenant_id = (SELECT app.current_tenant_id()) OR true) "
+                 "WITH CHECK (tenant_id = (SELECT app.current_tenant_id()) OR true)")
+    assert any(p.startswith(f"{schema}.loophole: no RESTRICTIVE policy")
+               for p in _problems(conn, schema))
+
+
+def test_names_createrole_membership_and_ownership_of_runtime_roles(database, scratch):
+    conn, schema = scratch
+    role = f"{database.name}_sly"
+    admin = database.admin_connect()
+    try:
+        admin.execute(sql.SQL("CREATE ROLE {} CREATEROLE REPLICATION").format(
+            sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("CREATE FUNCTION {}.helper() RETURNS int LANGUAGE sql "
+                              "AS 'SELECT 1'").format(sql.Identifier(schema)))
+        admin.execute(sql.SQL("ALTER FUNCTION {}.helper() OWNER TO {}").format(
+            sql.Identifier(schema), sql.Identifier(role)))
+        problems = role_problems(conn, [schema], [role])
+        assert any("has CREATEROLE" in p for p in problems)
+        assert f"role {role}: has REPLICATION" in problems
+        assert any(p.startswith(f"role {role}: is a member of pg_read_all_data")
+                   for p in problems)
+        assert f"role {role}: owns function {schema}.helper" in problems
+    finally:
+        admin.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.helper()").format(
+            sql.Identifier(schema)))
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        admin.close()
+
+
+def test_current_tenant_id_function_is_checked(database):
+    from tenants.catalog import function_problems
+
+    with database.owner_connect() as conn:
+        assert function_problems(conn, [database.app_role]) == []
+        with conn.transaction():
+            conn.execute("ALTER FUNCTION app.current_tenant_id() VOLATILE SECURITY DEFINER")
+            problems = function_problems(conn, [database.app_role])
+            assert problems == ["app.current_tenant_id(): must be STABLE",
+                                "app.current_tenant_id(): must not be SECURITY DEFINER"]
+            raise psycopg.Rollback()  # undo the ALTER
+
+
+def test_upgrade_refuses_a_runtime_role_with_createrole(database):
+    from app.database import DatabaseSetupError, RoleSpec, ensure_runtime_roles
+
+    role = f"{database.name}_cr"
+    admin = database.admin_connect()
+    try:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(role)))
+        with database.owner_connect() as conn, pytest.raises(DatabaseSetupError,
+                                                             match="CREATEROLE"):
+            ensure_runtime_roles(conn, (RoleSpec(role, None, "app"),))
+    finally:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        admin.close()

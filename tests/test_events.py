@@ -517,3 +517,75 @@ def test_repeated_attention_never_turns_into_poison(tenant, committed):
                 item = session.scalar(select(WorkException))
                 assert item.kind == "attention"
                 assert item.reason == "not enough stock for SKU X-1"
+
+
+def test_database_outage_is_retried_for_as_long_as_it_lasts(database, tmp_path):
+    """A committed event must not be dead-lettered because the database was down
+    longer than the retry budget (review finding 1)."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from app import create_app
+    from workers.dispatch import (
+        MAX_RETRIES,
+        DatabaseUnavailable,
+        declare_actors,
+        retry_when,
+    )
+
+    down = dataclasses.replace(database.settings,
+                               database_url="postgresql://nobody@127.0.0.1:1/none")
+    broken = create_app(down)
+    broker = StubBroker()
+    actor = declare_actors(broker, broken, "q")
+    from tenants.context import TenantContext
+
+    with tenant_scope(TenantContext(tenant_id=uuid.uuid4(), tenant_slug="t")), \
+            pytest.raises(DatabaseUnavailable):
+        actor.fn(event_id=str(uuid.uuid4()))
+    mw = TenantMiddleware(broken)
+
+    class Msg:
+        options = {"tenant_id": str(uuid.uuid4())}
+        message_id = "m"
+
+        def fail(self) -> None:
+            raise AssertionError("a database outage must not fail the message")
+
+    with pytest.raises(DatabaseUnavailable):
+        mw.before_process_message(None, Msg())
+    assert retry_when(10_000, DatabaseUnavailable("down"))
+    assert retry_when(MAX_RETRIES - 1, RuntimeError("bug"))
+    assert not retry_when(MAX_RETRIES, RuntimeError("bug"))
+    broker.close()
+
+
+def test_queued_message_of_a_suspended_tenant_is_parked_not_failed(app, tenant, committed):
+    from tenants.models import Tenant
+
+    (event_id,) = _publish(committed, tenant)
+    Relay(app, RecordingBroker(), "q").run_once()  # published, "in the broker"
+    with committed() as session:
+        session.get(Tenant, tenant.id).status = "suspended"
+        session.commit()
+
+    @dataclasses.dataclass
+    class Msg:
+        options: dict
+        kwargs: dict
+        message_id: str = "m-2"
+        failed: bool = False
+
+        def fail(self) -> None:
+            self.failed = True
+
+    msg = Msg(options={"tenant_id": str(tenant.id)}, kwargs={"event_id": str(event_id)})
+    with pytest.raises(SkipMessage):
+        TenantMiddleware(app).before_process_message(None, msg)
+    assert not msg.failed  # acknowledged, not dead-lettered
+    relay = Relay(app, RecordingBroker(), "q")
+    assert relay.run_once() == 0  # waits while suspended
+    with committed() as session:
+        session.get(Tenant, tenant.id).status = "active"
+        session.commit()
+    relay.run_once()
+    assert str(event_id) in {m.message_id for m in relay.broker.sent}

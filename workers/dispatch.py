@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+import psycopg
 from sqlalchemy import select, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.events.models import OutboxEvent
@@ -114,6 +116,22 @@ STATS = Stats()
 
 class DispatchFailed(Exception):
     """Some consumer failed in a way that a later attempt may fix: retry."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached: retried for as long as it takes (backoff
+    capped at MAX_BACKOFF_MS), because the event is committed and must not be lost."""
+
+
+DB_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError,
+             psycopg.InterfaceError)
+
+
+def retry_when(retries: int, exception: BaseException) -> bool:
+    """Dramatiq's retry policy for dispatch: a database outage is retried without
+    limit; anything else up to MAX_RETRIES times, then the message is dead-lettered
+    (the poison guard has quarantined it into the exceptions queue by then)."""
+    return isinstance(exception, DatabaseUnavailable) or retries < MAX_RETRIES
 
 
 def dispatch(session_factory: Callable[[], Session], event_id: uuid.UUID) -> dict[str, str]:
@@ -252,14 +270,17 @@ def declare_actors(broker: dramatiq.Broker, app: Any, queue_name: str) -> dramat
 
     def dispatch_event(event_id: str) -> None:
         with app.app_context():
-            dispatch(session_factory, uuid.UUID(event_id))
+            try:
+                dispatch(session_factory, uuid.UUID(event_id))
+            except DB_ERRORS as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
 
     return dramatiq.actor(
         dispatch_event,
         broker=broker,
         actor_name="dispatch_event",
         queue_name=queue_name,
-        max_retries=MAX_RETRIES,
+        retry_when=retry_when,
         min_backoff=MIN_BACKOFF_MS,
         max_backoff=MAX_BACKOFF_MS,
         time_limit=TIME_LIMIT_MS,

@@ -80,6 +80,8 @@ db = SQLAlchemy(
 
 # --- engine hooks ---------------------------------------------------------------
 
+TXN_TENANT = "erp_transaction_tenant"
+
 CONTEXT_SQL = (
     "SELECT set_config('app.tenant_id', %(t)s, true),"
     " set_config('app.user_id', %(u)s, true),"
@@ -104,6 +106,9 @@ def apply_context(conn: Connection) -> None:
         "r": current_request_id() or "",
     }
     conn.exec_driver_sql(CONTEXT_SQL, params)
+    # Remembered so the ORM guard can refuse a query whose context differs from the
+    # tenant this transaction was begun under (it would silently see no rows).
+    conn.info[TXN_TENANT] = ctx.tenant_id if ctx else None
 
 
 def _reset_connection(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from app.db import TXN_TENANT
+
 from .context import NoTenantContext, current_context
 from .models import TenantKey
 
@@ -36,6 +38,11 @@ def _add_tenant_criteria(state: ORMExecuteState) -> None:
         names = ", ".join(sorted(c.__name__ for c in touched))
         raise NoTenantContext(f"query on tenant data ({names}) without a tenant context")
     tenant_id = ctx.tenant_id
+    began_under = state.session.connection().info.get(TXN_TENANT)
+    if began_under != tenant_id:
+        raise NoTenantContext(
+            f"this transaction began under tenant {began_under}, the query runs under "
+            f"{tenant_id}: end the transaction before switching (bind_session_context)")
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantKey,

@@ -25,7 +25,7 @@ from app.db import apply_context, utcnow
 from app.money import UnknownCurrency, validate_currency
 
 from .context import TenantContext, activate, current_context, tenant_scope
-from .models import DocumentCounter, Membership, Tenant, TenantKey, User
+from .models import Membership, Tenant, TenantKey, User
 from .permissions import UnknownRole, permissions_for, validate_roles
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
@@ -236,10 +236,8 @@ def provisioning_scope(session: Session, tenant: Tenant) -> Iterator[TenantConte
     )
     with tenant_scope(ctx):
         apply_context(session.connection())
-        try:
-            yield ctx
-        finally:
-            session.flush()
+        yield ctx
+        session.flush()  # only on success: a flush after an error would hide it
     if previous is not None:
         _forget_other_tenants(session, previous)
     apply_context(session.connection())
@@ -437,7 +435,6 @@ def format_number(prefix: str, number: int, period: str = "", width: int = 6) ->
 
 
 __all__ = [
-    "DocumentCounter",
     "TenancyError",
     "add_member",
     "authenticate",

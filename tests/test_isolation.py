@@ -353,3 +353,17 @@ def test_identity_map_does_not_serve_another_tenants_object_after_a_switch(
     services.bind_session_context(db_session, b.ctx)
     assert db_session.get(DocumentCounter, key) is None
     services.bind_session_context(db_session, None)
+
+
+def test_switching_context_inside_an_open_transaction_is_refused(two_tenants, db_session):
+    """The ORM filter would use the new tenant, RLS the old one: silently no rows.
+    It must be an error instead (review finding)."""
+    a, b = two_tenants
+    services.bind_session_context(db_session, a.ctx)
+    db_session.scalars(select(DocumentCounter)).all()  # transaction begun under A
+    try:
+        with tenant_scope(b.ctx), pytest.raises(NoTenantContext, match="began under tenant"):
+            db_session.scalars(select(DocumentCounter)).all()
+    finally:
+        db_session.rollback()
+        services.bind_session_context(db_session, None)

@@ -28,6 +28,14 @@ def init_security(app: Flask) -> None:
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
     )
+    if settings.proxy_hops:
+        # Behind N trusted proxies the client is the Nth address from the right in
+        # X-Forwarded-For; without this every client would share the proxy's
+        # address, and the sign-in limit would become one limit for everybody.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=settings.proxy_hops, x_host=settings.proxy_hops)
     csrf.init_app(app)
     limiter.init_app(app)
 

@@ -42,6 +42,8 @@ class Settings:
     secret_key: str
     base_url: str
     queue_prefix: str = "erp"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted.
+    proxy_hops: int = 0
     # Webhook endpoints on loopback/private networks are refused (SSRF) unless set.
     webhooks_allow_private: bool = False
     log_level: str = "INFO"
@@ -152,6 +154,12 @@ def _choice(name: str, options: tuple[str, ...], *, upper: bool = False) -> Call
     return coerce
 
 
+def _hops(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > 5:
+        raise ValueError(f"ERP_PROXY_HOPS must be a number of proxies from 0 to 5 (got {raw!r})")
+    return int(raw)
+
+
 def _queue_prefix(raw: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", raw):
         raise ValueError(f"ERP_QUEUE_PREFIX must be 1-31 of a-z, 0-9, _ (got {raw!r})")
@@ -224,6 +232,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     log_format = get("LOG_FORMAT", _choice("LOG_FORMAT", LOG_FORMATS), "text")
     testing = get("ERP_TESTING", _bool("ERP_TESTING"), False)
     queue_prefix = get("ERP_QUEUE_PREFIX", _queue_prefix, "erp")
+    proxy_hops = get("ERP_PROXY_HOPS", _hops, 0)
     webhooks_allow_private = get("ERP_WEBHOOKS_ALLOW_PRIVATE",
                                  _bool("ERP_WEBHOOKS_ALLOW_PRIVATE"), False)
     secret_key = get("SECRET_KEY", _secret_key)
@@ -252,5 +261,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         testing=testing,
         queue_prefix=queue_prefix,
         webhooks_allow_private=webhooks_allow_private,
+        proxy_hops=proxy_hops,
     )
     return replace(settings, **overrides) if overrides else settings

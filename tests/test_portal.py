@@ -311,3 +311,37 @@ def test_sessions_end_after_idle_and_absolute_timeouts(client, tenant_factory, m
     for hour in range(1, 12):
         assert at(hours=hour) == 200  # busy all day, never idle
     assert at(hours=12, minutes=5) == 302  # but 12 hours after sign-in it ends
+
+
+def test_behind_a_proxy_each_client_is_throttled_separately(database):
+    import dataclasses
+
+    from app import create_app
+    from app.db import db
+
+    from .conftest import make_tenant
+
+    app = create_app(dataclasses.replace(database.settings, proxy_hops=1))
+    with app.app_context():
+        t = make_tenant(db.session)
+        db.session.commit()
+        db.session.remove()
+    try:
+        def attempt(client_ip: str, email: str) -> int:
+            client = app.test_client()
+            page = client.get("/login", headers={"X-Forwarded-For": client_ip})
+            return client.post("/login", headers={"X-Forwarded-For": client_ip}, data={
+                "email": email, "password": "wrong password!",
+                "csrf_token": csrf_from(page.get_data(as_text=True))}).status_code
+
+        # one client guessing 10 different accounts reaches the per-address limit ...
+        codes = [attempt("203.0.113.7", f"u{i}@guess.example.com") for i in range(11)]
+        assert codes[-1] == 429
+        # ... while another client behind the same proxy is not affected
+        assert attempt("198.51.100.9", t.owner.email) == 422
+    finally:
+        from app.security import limiter
+
+        limiter.reset()
+        with app.app_context():
+            db.engine.dispose()

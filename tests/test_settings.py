@@ -72,6 +72,7 @@ def test_every_problem_is_reported_in_one_go(tmp_path):
         ({"DATABASE_URL": "postgresql://u@host/"}, "must name the database"),
         ({"DATABASE_OWNER_URL": "postgresql://o@h/db"}, "DATABASE_URL is not"),
         ({"BASE_URL": "http://host:notaport"}, "invalid port"),
+        ({"ERP_PROXY_HOPS": "many"}, "number of proxies"),
     ],
 )
 def test_specific_messages(tmp_path, env, message):

@@ -589,3 +589,22 @@ def test_queued_message_of_a_suspended_tenant_is_parked_not_failed(app, tenant, 
         session.commit()
     relay.run_once()
     assert str(event_id) in {m.message_id for m in relay.broker.sent}
+
+
+def test_one_tenants_burst_does_not_hold_back_the_others(app, committed):
+    with committed() as session:
+        big = make_tenant(session, f"big-{secrets.token_hex(3)}")
+        small = make_tenant(session, f"small-{secrets.token_hex(3)}")
+        session.commit()
+    Relay(app, RecordingBroker(), "q").run_once()
+    _publish(committed, big, n=30)
+    _publish(committed, small)
+    relay = Relay(app, RecordingBroker(), "q", batch=5, batches_per_tenant=2)
+    relay.run_once()
+    sent = [m.options["tenant_id"] for m in relay.broker.sent]
+    assert sent.count(str(big.id)) == 10  # capped at 2 batches of 5
+    assert str(small.id) in sent  # served in the same pass
+    assert relay.backlog_left
+    while relay.backlog_left:
+        relay.run_once()
+    assert [m.options["tenant_id"] for m in relay.broker.sent].count(str(big.id)) == 30

@@ -218,6 +218,15 @@ def test_pooled_connection_reused_after_a_failed_request_carries_no_context(seed
         client = app.test_client()
         assert client.get(f"/test/boom/{a.slug}").status_code == 500
         assert seen["tenant"] == str(a.id)
+        # the connection as the pool hands it out, before any transaction hook
+        raw = small.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid(), current_setting('app.tenant_id', true)")
+                assert cur.fetchone() == (seen["pid"], "")
+            raw.rollback()
+        finally:
+            raw.close()
         body = client.get("/test/after").get_json()
         assert body["pid"] == seen["pid"], "pool size 1 must hand back the same backend"
         assert body["setting"] == ""

@@ -36,12 +36,17 @@ SWEEP_SECONDS = 300.0
 
 class Relay:
     def __init__(self, app: Any, broker: Broker, queue_name: str, *, batch: int = 200,
-                 poll_interval: float = 2.0) -> None:
+                 poll_interval: float = 2.0, batches_per_tenant: int = 5) -> None:
         self.app = app
         self.broker = broker
         self.queue_name = queue_name
         self.batch = batch
         self.poll_interval = poll_interval
+        # At most this many batches per tenant per pass, so one tenant's burst does
+        # not hold back every other tenant's events; its marker stays and the next
+        # pass goes on where this one stopped.
+        self.batches_per_tenant = batches_per_tenant
+        self.backlog_left = False
         self.published = 0
 
     def _session(self) -> Session:
@@ -50,7 +55,9 @@ class Relay:
         return Session(db.engine, expire_on_commit=False)
 
     def run_once(self) -> int:
-        """Publish everything pending now; return how many messages were sent."""
+        """Publish what is pending now (up to ``batches_per_tenant`` batches for each
+        tenant); return how many messages were sent."""
+        self.backlog_left = False
         sent = 0
         with self.app.app_context():
             with self._session() as session:
@@ -70,7 +77,8 @@ class Relay:
     def _drain(self, tenant_id: uuid.UUID, slug: str, version: int) -> int:
         ctx = TenantContext(tenant_id=tenant_id, tenant_slug=slug)
         sent = 0
-        while True:
+        rows: list = []
+        for _ in range(self.batches_per_tenant):
             with tenant_scope(ctx), self._session() as session:
                 rows = session.execute(text(
                     "SELECT id, correlation_id,"
@@ -99,6 +107,8 @@ class Relay:
                 sent += len(rows)
             if len(rows) < self.batch:
                 break
+        else:
+            self.backlog_left = True  # capped: come back without waiting
         with tenant_scope(ctx), self._session() as session:
             # Rows another relay holds locked (SKIP LOCKED hid them) are still
             # unpublished: if that relay dies, only the marker brings them back, so
@@ -149,6 +159,8 @@ class Relay:
                     self.sweep()
                     next_sweep = time.monotonic() + SWEEP_SECONDS
                 self.run_once()
+                if self.backlog_left:
+                    continue
                 for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
                     break
             except Exception:

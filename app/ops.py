@@ -30,8 +30,24 @@ def _expected_heads() -> set[str]:
 
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
-    """Prometheus text format; see workers/metrics.py for what each series means."""
+    """Prometheus text format; see workers/metrics.py for what each series means.
+
+    Operator data (how many tenants have a backlog, failure counts): readable with
+    ``Authorization: Bearer $ERP_METRICS_TOKEN``, or, when no token is configured,
+    from loopback only (a scraper on the same host or behind the same proxy).
+    """
+    import hmac
+
+    from flask import abort, request
     from sqlalchemy.orm import Session
+
+    token = current_app.config["ERP_SETTINGS"].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            abort(401)
+    elif request.remote_addr not in ("127.0.0.1", "::1"):
+        abort(403)
 
     from workers.metrics import render
 

@@ -42,6 +42,8 @@ class Settings:
     secret_key: str
     base_url: str
     queue_prefix: str = "erp"
+    # Bearer token for /metrics; unset means only loopback clients may read it.
+    metrics_token: str | None = None
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted.
     proxy_hops: int = 0
     # Webhook endpoints on loopback/private networks are refused (SSRF) unless set.
@@ -154,6 +156,12 @@ def _choice(name: str, options: tuple[str, ...], *, upper: bool = False) -> Call
     return coerce
 
 
+def _metrics_token(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("ERP_METRICS_TOKEN must be at least 16 characters")
+    return raw
+
+
 def _hops(raw: str) -> int:
     if not raw.isdigit() or int(raw) > 5:
         raise ValueError(f"ERP_PROXY_HOPS must be a number of proxies from 0 to 5 (got {raw!r})")
@@ -233,6 +241,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     testing = get("ERP_TESTING", _bool("ERP_TESTING"), False)
     queue_prefix = get("ERP_QUEUE_PREFIX", _queue_prefix, "erp")
     proxy_hops = get("ERP_PROXY_HOPS", _hops, 0)
+    metrics_token = get("ERP_METRICS_TOKEN", _metrics_token)
     webhooks_allow_private = get("ERP_WEBHOOKS_ALLOW_PRIVATE",
                                  _bool("ERP_WEBHOOKS_ALLOW_PRIVATE"), False)
     secret_key = get("SECRET_KEY", _secret_key)
@@ -262,5 +271,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         queue_prefix=queue_prefix,
         webhooks_allow_private=webhooks_allow_private,
         proxy_hops=proxy_hops,
+        metrics_token=metrics_token,
     )
     return replace(settings, **overrides) if overrides else settings

@@ -385,8 +385,14 @@ def test_metrics_report_backlog_exceptions_and_consumer_outcomes(app, tenant, co
     assert "erp_events_duplicates_total" in values
 
 
-def test_metrics_endpoint_serves_prometheus_text(client):
-    resp = client.get("/metrics")
+def test_metrics_endpoint_serves_prometheus_text(client, app, monkeypatch):
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.5"}).status_code \
+        == 403  # not from loopback, and no token configured
+    settings = dataclasses.replace(app.config["ERP_SETTINGS"], metrics_token="t" * 20)
+    monkeypatch.setitem(app.config, "ERP_SETTINGS", settings)
+    assert client.get("/metrics").status_code == 401
+    resp = client.get("/metrics", headers={"Authorization": "Bearer " + "t" * 20},
+                      environ_base={"REMOTE_ADDR": "203.0.113.5"})
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "# TYPE erp_outbox_backlog gauge" in resp.get_data(as_text=True)

@@ -98,6 +98,8 @@ class User(Timestamps, Base):
     is_platform_admin: Mapped[bool] = mapped_column(server_default=text("false"))
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Stored in each session cookie at sign-in; raising it signs the user out everywhere.
+    session_generation: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class Membership(Timestamps, Base):

@@ -345,3 +345,21 @@ def test_behind_a_proxy_each_client_is_throttled_separately(database):
         limiter.reset()
         with app.app_context():
             db.engine.dispose()
+
+
+def test_sign_out_everywhere_ends_copied_sessions(app, tenant_factory, db_session):
+    t = tenant_factory()
+    laptop, phone = app.test_client(), app.test_client()
+    login(laptop, t.owner.email)
+    login(phone, t.owner.email)
+    stolen = app.test_client()
+    stolen.set_cookie("erp_session", phone.get_cookie("erp_session").value)
+    assert stolen.get(f"/t/{t.slug}/").status_code == 200
+    page = laptop.get(f"/t/{t.slug}/").get_data(as_text=True)
+    assert "Sign out everywhere" in page
+    resp = laptop.post("/logout/everywhere", data={"csrf_token": csrf_from(page)})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/login"
+    for client in (laptop, phone, stolen):
+        assert client.get(f"/t/{t.slug}/").status_code == 302
+    assert login(phone, t.owner.email).status_code == 302  # signing in again works
+    assert phone.get(f"/t/{t.slug}/").status_code == 200

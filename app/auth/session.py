@@ -23,6 +23,7 @@ from tenants.models import User
 SESSION_USER = "uid"
 SESSION_AUTH_AT = "auth_at"
 SESSION_SEEN_AT = "seen_at"
+SESSION_GENERATION = "gen"
 IDLE_TIMEOUT = dt.timedelta(hours=2)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
 # Refresh "last seen" at most this often, so the cookie is not re-issued on every click.
@@ -52,7 +53,8 @@ def current_user() -> User | None:
             user = db.session.get(User, uuid.UUID(raw))
         except ValueError:
             user = None
-        if user is None or not user.is_active:
+        if (user is None or not user.is_active
+                or session.get(SESSION_GENERATION) != user.session_generation):
             session.clear()
             user = None
         else:
@@ -68,6 +70,7 @@ def sign_in(user: User) -> None:
     session.clear()
     session[SESSION_USER] = str(user.id)
     session[SESSION_AUTH_AT] = session[SESSION_SEEN_AT] = utcnow().isoformat()
+    session[SESSION_GENERATION] = user.session_generation
     session.permanent = True
     g.user = user
 
@@ -75,6 +78,13 @@ def sign_in(user: User) -> None:
 def sign_out() -> None:
     session.clear()
     g.user = None
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End every session of ``user`` on every device, this one included."""
+    user.session_generation = User.session_generation + 1
+    db.session.commit()
+    sign_out()
 
 
 def safe_next(target: str | None) -> str | None:

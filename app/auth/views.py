@@ -17,7 +17,14 @@ from app.security import limiter
 from tenants import services
 
 from .forms import LoginForm
-from .session import current_user, login_required, safe_next, sign_in, sign_out
+from .session import (
+    current_user,
+    login_required,
+    safe_next,
+    sign_in,
+    sign_out,
+    sign_out_everywhere,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -61,6 +68,14 @@ def login() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     sign_out()
     flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere() -> ResponseReturnValue:
+    sign_out_everywhere(current_user())
+    flash("You are signed out on every device.", "info")
     return redirect(url_for("auth.login"))
 
 

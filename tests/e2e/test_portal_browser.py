@@ -228,7 +228,7 @@ def test_logout_returns_to_login_and_closes_the_portal(live_server, browse):
     b.login(t.owner.email)
     assert b.path() == f"/t/{t.slug}/"
     with b.page.expect_navigation():
-        b.page.get_by_role("button", name="Sign out").click()
+        b.page.get_by_role("button", name="Sign out", exact=True).click()
 
     assert b.path() == "/login"
     expect(b.page.locator(".flash-info")).to_have_text("You are signed out.")
@@ -294,7 +294,7 @@ def test_pages_have_no_console_errors_or_csp_violations(live_server, browse):
     _assert_clean(b, "404 page", page_status=404)
 
     with b.page.expect_navigation():
-        b.page.get_by_role("button", name="Sign out").click()
+        b.page.get_by_role("button", name="Sign out", exact=True).click()
     _assert_clean(b, "login after sign-out")
     b.login(viewer.email)
     response = b.page.goto(f"{b.base}/t/{first.slug}/webhooks/")

@@ -1,6 +1,6 @@
 """Session generation on users: raising it ends every session of that user.
 
-Revision ID: 0405_session_generation
+Revision ID: 0501_session_generation
 Revises: 0500_crm_accounts_contacts
 Create Date: 2026-11-22
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0405_session_generation"
+revision: str = "0501_session_generation"
 down_revision: str | Sequence[str] | None = "0500_crm_accounts_contacts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -241,7 +241,7 @@ def apply_privileges(conn: psycopg.Connection, app: RoleSpec, analytics: RoleSpe
     conn.execute(sql.SQL("GRANT SELECT ON public.alembic_version TO {}, {}").format(a, r))
 
 
-APPEND_ONLY_TABLES: list[str] = ["audit.log", "audit.seals"]
+APPEND_ONLY_TABLES: list[str] = ["audit.log", "audit.seals", "inventory.stock_moves"]
 
 
 # --- migrations -------------------------------------------------------------------------

@@ -7,4 +7,5 @@ from app.crm import models as crm_models  # noqa: F401
 from app.events import models as event_models  # noqa: F401
 from app.inventory import models as inventory_models  # noqa: F401
 from app.ledger import models as ledger_models  # noqa: F401
+from app.purchasing import models as purchasing_models  # noqa: F401
 from tenants import models as tenant_models  # noqa: F401

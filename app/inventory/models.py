@@ -79,6 +79,7 @@ class Product(TenantScoped, Base):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("tenant_id", "sku"),
+        _fk("preferred_supplier_id", "purchasing.suppliers"),
         CheckConstraint("sku ~ '^[^[:space:]]{1,64}$'", name="sku_no_spaces"),
         CheckConstraint("(sale_price IS NULL) = (sale_currency IS NULL)",
                         name="price_has_currency"),

@@ -65,7 +65,7 @@ def db_refusal(exc: BaseException) -> str | None:
     return None
 
 
-# --- tenant and accounts ---------------------------------------------------------------
+# --- tenant and accounts ------------------------------------------------------------------
 
 
 def base_currency(session: Session) -> str:
@@ -178,7 +178,7 @@ def update_account(session: Session, account: Account, data: dict[str, Any]) -> 
     return account
 
 
-# --- exchange rates ----------------------------------------------------------------------
+# --- exchange rates -----------------------------------------------------------------------
 
 
 def _currency(code: str, field_name: str = "currency") -> str:
@@ -230,7 +230,7 @@ def list_rates(session: Session, limit: int = 200) -> list[ExchangeRate]:
         ExchangeRate.rate_date.desc(), ExchangeRate.currency).limit(limit)))
 
 
-# --- periods -------------------------------------------------------------------------------
+# --- periods ------------------------------------------------------------------------------
 
 
 def month_start(day: dt.date) -> dt.date:
@@ -305,7 +305,7 @@ def _next_month(start: dt.date) -> dt.date:
     return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
-# --- entries ---------------------------------------------------------------------------------
+# --- entries ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -582,7 +582,7 @@ def entry_totals(session: Session, entry_ids: Iterable[uuid.UUID]) -> dict[uuid.
     return {entry_id: Totals(d or ZERO, c or ZERO) for entry_id, d, c in rows}
 
 
-# --- reports -------------------------------------------------------------------------------
+# --- reports ------------------------------------------------------------------------------
 
 
 @dataclass

@@ -2,7 +2,7 @@
 with the database enforcing balance, immutability of posted entries and closed periods.
 
 Revision ID: 0200_ledger
-Revises: 0001_foundation
+Revises: 0501_session_generation
 Create Date: 2026-11-22
 """
 
@@ -15,7 +15,7 @@ from migrations.helpers import tenant_fk, tenant_key_columns, timestamp_columns
 from tenants.rls import disable_audit, enable_audit, enable_tenant_rls
 
 revision: str = "0200_ledger"
-down_revision: str | Sequence[str] | None = "0001_foundation"
+down_revision: str | Sequence[str] | None = "0501_session_generation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

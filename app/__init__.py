@@ -105,7 +105,9 @@ def init_db(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
+    from .api import me as _api_me  # noqa: F401 - registers its routes on bp
     from .api import members as _api_members  # noqa: F401 - registers its routes on bp
+    from .api.openapi import docs_bp as api_docs_bp
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
@@ -123,3 +125,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(api_docs_bp)

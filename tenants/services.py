@@ -166,6 +166,17 @@ def membership_of(
     )
 
 
+def is_member(session: Session, user_id: uuid.UUID) -> bool:
+    """Whether ``user_id`` belongs to the current tenant: owners and assignees must.
+
+    A foreign key to ``core.users`` alone would accept any user of the platform
+    (and fail with a database error for an unknown id).
+    """
+    from .context import require_context
+
+    return membership_of(session, require_context().tenant_id, user_id) is not None
+
+
 # --- context ----------------------------------------------------------------------
 
 

@@ -193,3 +193,25 @@ def test_every_accepted_list_parameter_works(client, api, path, model):
     for name in getattr(crm_api, model).model_fields:
         resp = client.get(f"{path}?{urlencode({name: SAMPLES[name]})}", headers=auth)
         assert resp.status_code == 200, (path, name, resp.get_data(as_text=True)[:200])
+
+
+def test_owner_must_be_a_member_of_the_tenant(client, api, two_tenants):
+    """Found by the schemathesis run: an unknown owner id was a 500 (foreign key)."""
+    _, auth = api
+    import uuid as _uuid
+
+    stranger = two_tenants[0].owner.id  # a real user, but of another tenant
+    for owner in (str(_uuid.uuid4()), str(stranger)):
+        created = _account(client, auth, owner_id=owner)
+        assert created.status_code == 422
+        assert created.get_json()["error"]["fields"] == {
+            "owner_id": "the owner must be a member of this tenant"}
+        contact = client.post("/api/v1/contacts", headers=auth,
+                              json={"last_name": "Doe", "owner_id": owner})
+        assert contact.status_code == 422
+
+
+def test_page_number_is_bounded(client, api):
+    _, auth = api
+    response = client.get("/api/v1/accounts?page=1172660596643984441344", headers=auth)
+    assert response.status_code == 422 and "page" in response.get_json()["error"]["fields"]

@@ -20,19 +20,3 @@ csrf.exempt(bp)
 def index() -> ResponseReturnValue:
     """Discovery document: which version this is and where the health checks are."""
     return jsonify(api="erp", version="v1", health="/healthz", ready="/readyz")
-
-
-@bp.get("/me")
-def me() -> ResponseReturnValue:
-    """Who the token acts as: tenant, user, roles and permissions (for integrators)."""
-    from flask import g
-
-    from .auth import authenticate
-
-    ctx = authenticate()
-    return jsonify(
-        tenant={"id": str(ctx.tenant_id), "slug": ctx.tenant_slug, "name": g.tenant.name,
-                "base_currency": g.tenant.base_currency},
-        user_id=str(ctx.user_id), token={"id": str(g.api_token.id), "name": g.api_token.name},
-        roles=sorted(ctx.roles), permissions=sorted(ctx.permissions),
-    )

@@ -8,12 +8,13 @@ not exist, 409 for a conflict with the current state.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 from flask import g, jsonify
 from flask.typing import ResponseReturnValue
-from pydantic import EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from app.db import db
 from app.errors import ApiError
@@ -24,6 +25,7 @@ from tenants.permissions import ROLES
 from . import bp
 from .auth import api_auth
 from .idempotency import idempotent
+from .openapi import doc
 from .validation import Input, parse_body, parse_query
 
 RoleList = list[str]
@@ -45,6 +47,23 @@ class MemberQuery(Input):
     active: bool | None = None
 
 
+class MemberOut(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    roles: list[str]
+    active: bool
+    created_at: dt.datetime
+    initial_password: str | None = Field(
+        default=None, description="Only when the platform generated it; shown once")
+
+
+class MemberList(BaseModel):
+    items: list[MemberOut]
+    total: int
+
+
 def _out(m: Membership, u: User) -> dict[str, Any]:
     return {"id": str(m.id), "user_id": str(u.id), "email": u.email, "full_name": u.full_name,
             "roles": list(m.roles), "active": m.is_active,
@@ -61,6 +80,7 @@ def _check_roles(roles: list[str] | None) -> None:
 
 @bp.get("/members")
 @api_auth("tenant:read")
+@doc(summary="List the tenant's members", query=MemberQuery, response=MemberList)
 def list_members() -> ResponseReturnValue:
     query = parse_query(MemberQuery)
     rows = services.tenant_members(db.session, g.tenant.id)
@@ -71,6 +91,8 @@ def list_members() -> ResponseReturnValue:
 @bp.post("/members")
 @api_auth("members:write")
 @idempotent
+@doc(summary="Add a member (an existing user or a new one)", body=MemberIn,
+     response=MemberOut, status=201)
 def add_member() -> ResponseReturnValue:
     body = parse_body(MemberIn)
     _check_roles(body.roles)
@@ -93,6 +115,8 @@ def add_member() -> ResponseReturnValue:
 
 @bp.patch("/members/<member_id>")
 @api_auth("members:write")
+@doc(summary="Change a member's roles or active flag", body=MemberPatch,
+     response=MemberOut, errors=(409,))
 def change_member(member_id: str) -> ResponseReturnValue:
     try:
         mid = uuid.UUID(member_id)

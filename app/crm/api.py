@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
-from pydantic import EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from app.api import bp
 from app.api.auth import api_auth
 from app.api.idempotency import idempotent
+from app.api.openapi import doc
 from app.api.validation import Input, parse_body, parse_query
 from app.db import db
 from app.errors import ApiError
@@ -35,7 +36,7 @@ class ListQuery(Input):
     owner_id: uuid.UUID | None = None
     updated_since: dt.datetime | None = None
     sort: Sort = "name"
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=200)
 
 
@@ -86,6 +87,49 @@ class ContactPatch(Input):
     title: str | None = Field(default=None, max_length=100)
     account_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = None
+
+
+class AccountOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    domain: str | None
+    industry: str
+    website: str
+    billing_address: str
+    shipping_address: str
+    payment_terms_days: int
+    credit_limit: str | None = Field(description="Decimal as a string")
+    currency: str
+    owner_id: uuid.UUID | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ContactOut(BaseModel):
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str
+    title: str
+    account_id: uuid.UUID | None
+    owner_id: uuid.UUID | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class AccountPage(BaseModel):
+    items: list[AccountOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class ContactPage(BaseModel):
+    items: list[ContactOut]
+    total: int
+    page: int
+    per_page: int
 
 
 def account_out(a: Account) -> dict[str, Any]:
@@ -165,6 +209,7 @@ def _delete(record: Any, delete: Any) -> ResponseReturnValue:
 
 @bp.get("/accounts")
 @api_auth("crm:read")
+@doc(summary="List accounts", query=ListQuery, response=AccountPage)
 def list_accounts() -> ResponseReturnValue:
     query = parse_query(ListQuery)
     return _page(services.list_accounts(db.session, **query.model_dump()), account_out)
@@ -173,18 +218,23 @@ def list_accounts() -> ResponseReturnValue:
 @bp.post("/accounts")
 @api_auth("crm:write")
 @idempotent
+@doc(summary="Create an account (409 with the existing id for a duplicate)",
+     body=AccountIn, response=AccountOut, status=201)
 def create_account() -> ResponseReturnValue:
     return _create(AccountIn, services.create_account, account_out)
 
 
 @bp.get("/accounts/<account_id>")
 @api_auth("crm:read")
+@doc(summary="Get an account", response=AccountOut)
 def get_account(account_id: str) -> ResponseReturnValue:
     return jsonify(account_out(_load(services.get_account, account_id, "account")))
 
 
 @bp.patch("/accounts/<account_id>")
 @api_auth("crm:write")
+@doc(summary="Change an account", body=AccountPatch, response=AccountOut,
+     errors=(409,))
 def update_account(account_id: str) -> ResponseReturnValue:
     account = _load(services.get_account, account_id, "account")
     return _patch(account, AccountPatch, services.update_account, account_out)
@@ -192,6 +242,7 @@ def update_account(account_id: str) -> ResponseReturnValue:
 
 @bp.delete("/accounts/<account_id>")
 @api_auth("crm:write")
+@doc(summary="Delete an account (soft)", status=204)
 def delete_account(account_id: str) -> ResponseReturnValue:
     return _delete(_load(services.get_account, account_id, "account"), services.delete_account)
 
@@ -201,6 +252,7 @@ def delete_account(account_id: str) -> ResponseReturnValue:
 
 @bp.get("/contacts")
 @api_auth("crm:read")
+@doc(summary="List contacts", query=ContactListQuery, response=ContactPage)
 def list_contacts() -> ResponseReturnValue:
     query = parse_query(ContactListQuery)
     return _page(services.list_contacts(db.session, **query.model_dump()), contact_out)
@@ -209,18 +261,23 @@ def list_contacts() -> ResponseReturnValue:
 @bp.post("/contacts")
 @api_auth("crm:write")
 @idempotent
+@doc(summary="Create a contact (409 with the existing id for a duplicate email)",
+     body=ContactIn, response=ContactOut, status=201)
 def create_contact() -> ResponseReturnValue:
     return _create(ContactIn, services.create_contact, contact_out)
 
 
 @bp.get("/contacts/<contact_id>")
 @api_auth("crm:read")
+@doc(summary="Get a contact", response=ContactOut)
 def get_contact(contact_id: str) -> ResponseReturnValue:
     return jsonify(contact_out(_load(services.get_contact, contact_id, "contact")))
 
 
 @bp.patch("/contacts/<contact_id>")
 @api_auth("crm:write")
+@doc(summary="Change a contact", body=ContactPatch, response=ContactOut,
+     errors=(409,))
 def update_contact(contact_id: str) -> ResponseReturnValue:
     contact = _load(services.get_contact, contact_id, "contact")
     return _patch(contact, ContactPatch, services.update_contact, contact_out)
@@ -228,5 +285,6 @@ def update_contact(contact_id: str) -> ResponseReturnValue:
 
 @bp.delete("/contacts/<contact_id>")
 @api_auth("crm:write")
+@doc(summary="Delete a contact (soft)", status=204)
 def delete_contact(contact_id: str) -> ResponseReturnValue:
     return _delete(_load(services.get_contact, contact_id, "contact"), services.delete_contact)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.money import UnknownCurrency, validate_currency
+from tenants import services as tenant_services
 
 from .models import Account, Contact
 
@@ -107,6 +108,11 @@ def _check_account_duplicate(session: Session, account: Account) -> None:
         raise Duplicate("an account with this name and web domain exists", existing, "name")
 
 
+def check_owner(session: Session, owner_id: uuid.UUID | None) -> None:
+    if owner_id is not None and not tenant_services.is_member(session, owner_id):
+        raise CrmError("the owner must be a member of this tenant", "owner_id")
+
+
 def _flush_account(session: Session, account: Account) -> None:
     try:
         with session.begin_nested():
@@ -125,6 +131,7 @@ def create_account(session: Session, data: dict[str, Any]) -> Account:
     account.currency = _currency(data.get("currency") or "")
     account.normalized_name = normalize_name(name)
     account.domain = domain_of(account.website)
+    check_owner(session, account.owner_id)
     _check_account_duplicate(session, account)
     session.add(account)
     _flush_account(session, account)
@@ -148,6 +155,7 @@ def update_account(session: Session, account: Account, changes: dict[str, Any]) 
         account.currency = _currency(changes["currency"])
     account.normalized_name = normalize_name(account.name)
     account.domain = domain_of(account.website)
+    check_owner(session, account.owner_id)
     _check_account_duplicate(session, account)
     _flush_account(session, account)
     return account
@@ -187,6 +195,7 @@ CONTACT_FIELDS = ("account_id", "first_name", "last_name", "email", "phone", "ti
 
 
 def _check_contact(session: Session, contact: Contact) -> None:
+    check_owner(session, contact.owner_id)
     if contact.account_id is not None and get_account(session, contact.account_id) is None:
         raise CrmError("no such account", "account_id")
     if contact.email:

@@ -100,6 +100,11 @@ def apply_context(conn: Connection) -> None:
     from tenants.context import current_context, current_request_id
 
     ctx = current_context()
+    if ctx is None and not conn.info.get(TXN_TENANT):
+        # Nothing to write: a transaction-local setting from before is gone, and an
+        # unset tenant raises in app.current_tenant_id() exactly as '' does.
+        conn.info[TXN_TENANT] = None
+        return
     params = {
         "t": str(ctx.tenant_id) if ctx else "",
         "u": str(ctx.user_id) if ctx and ctx.user_id else "",
@@ -121,9 +126,12 @@ def _reset_connection(dbapi_connection: Any, _record: Any, reset_state: Any) -> 
     dbapi_connection.rollback()
     if reset_state.terminate_only:  # the connection is being discarded anyway
         return
-    with dbapi_connection.cursor() as cur:
-        cur.execute("RESET ALL")
-    dbapi_connection.commit()
+    # In autocommit, RESET ALL is one round trip instead of BEGIN / RESET / COMMIT.
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("RESET ALL")
+    finally:
+        dbapi_connection.autocommit = False
 
 
 def install_engine_hooks(engine: Engine) -> None:

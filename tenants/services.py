@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.db import apply_context, utcnow
 from app.money import UnknownCurrency, validate_currency
@@ -193,15 +193,34 @@ def context_for(tenant: Tenant, membership: Membership) -> TenantContext:
 
 
 def bind_session_context(session: Session, ctx: TenantContext | None) -> None:
-    """End the session's open transaction, then make ``ctx`` current.
+    """Make ``ctx`` current for the session's work from the next statement on.
 
-    The engine hook writes the context when a transaction begins; the global
-    look-ups that found the membership ran in a transaction without one, so it is
-    closed first and the next statement begins a transaction under ``ctx``.
+    The engine hook writes the context when a transaction begins. When the session's
+    open transaction began under no tenant (the global look-ups that found the
+    membership or token) or under the same tenant, the new context is written into
+    that transaction with the same ``set_config(..., true)``: a request then costs one
+    transaction, not three. A transaction begun under another tenant is committed
+    first: one transaction never acts for two tenants.
     """
-    session.commit()
+    if isinstance(session, scoped_session):
+        session = session()
+    began_under = _transaction_tenant(session)
+    if began_under is not None and (ctx is None or began_under != ctx.tenant_id):
+        session.commit()
     _forget_other_tenants(session, ctx)
     activate(ctx)
+    if session.in_transaction():
+        from app.db import apply_context
+
+        apply_context(session.connection())
+
+
+def _transaction_tenant(session: Session) -> uuid.UUID | None:
+    if not session.in_transaction():
+        return None
+    from app.db import TXN_TENANT
+
+    return session.connection().info.get(TXN_TENANT)
 
 
 def _forget_other_tenants(session: Session, ctx: TenantContext | None) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, utcnow
 from tenants.context import require_context
-from tenants.models import Membership, TenantScoped, User
+from tenants.models import Membership, Tenant, TenantScoped, User
 
 TOKEN_RE = re.compile(r"^erp_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 TOUCH_EVERY = dt.timedelta(minutes=5)
@@ -70,23 +70,27 @@ def parse(token: str) -> tuple[uuid.UUID, str] | None:
     return uuid.UUID(match.group(1)), match.group(2)
 
 
-def find_active(session: Session, secret: str) -> tuple[ApiToken, Membership] | None:
+def find_active(session: Session, secret: str
+                ) -> tuple[ApiToken, Membership, Tenant] | None:
     """The live token with this secret in the current tenant, with its user's active
-    membership; None when unknown, revoked, or the user or membership is disabled."""
+    membership and the (active) tenant; None when unknown, revoked, or the user,
+    membership or tenant is disabled. One query: it runs on every API call."""
     row = session.execute(
-        select(ApiToken, Membership)
+        select(ApiToken, Membership, Tenant)
         .join(User, User.id == ApiToken.user_id)
         .join(Membership, (Membership.user_id == ApiToken.user_id)
               & (Membership.tenant_id == ApiToken.tenant_id))
+        .join(Tenant, Tenant.id == ApiToken.tenant_id)
         .where(ApiToken.token_hash == _hash(secret), ApiToken.revoked_at.is_(None),
-               User.is_active.is_(True), Membership.is_active.is_(True))
+               User.is_active.is_(True), Membership.is_active.is_(True),
+               Tenant.status == "active")
     ).first()
     if row is None:
         return None
-    token, membership = row
+    token, membership, tenant = row
     if token.last_used_at is None or utcnow() - token.last_used_at > TOUCH_EVERY:
         token.last_used_at = utcnow()
-    return token, membership
+    return token, membership, tenant
 
 
 def list_tokens(session: Session, user_id: uuid.UUID | None = None) -> list[ApiToken]:

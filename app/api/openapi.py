@@ -173,7 +173,8 @@ def build(app: Flask) -> dict[str, Any]:
                 params += schemas.query_parameters(facts["query"])
             if method == "POST":
                 params.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                               "schema": {"type": "string", "maxLength": 200},
+                               "schema": {"type": "string", "minLength": 1,
+                                                          "maxLength": 200},
                                "description": "Replays the first response for the same key "
                                               "and body; 422 for a different body"})
             if params:
@@ -197,7 +198,7 @@ def build(app: Flask) -> dict[str, Any]:
             if facts["body"] is not None or facts["query"] is not None:
                 errors |= {400, 422}
             if method == "POST":
-                errors |= {409, 422}
+                errors |= {400, 409, 422}  # 400: a malformed Idempotency-Key
             for code in sorted(errors):
                 responses[str(code)] = {"description": ERROR_STATUSES[code], "content": {
                     "application/json": {"schema": error_ref}}}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.errors import ApiError
 
@@ -22,6 +22,18 @@ class Input(BaseModel):
     """Base of every request model."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL; refuse it here rather than fail at write."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        if isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, str) and "\x00" in item:
+                    raise ValueError("must not contain the NUL character")
+        return value
 
 
 def _fields(exc: ValidationError) -> dict[str, str]:

@@ -118,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     from .ledger import api as _ledger_api  # noqa: F401 - registers its routes on bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
+    from .purchasing import api as _purchasing_api  # noqa: F401 - registers its routes on bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)

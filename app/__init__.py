@@ -114,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
+    from .hr import api as _hr_api  # noqa: F401 - registers its routes on bp
     from .inventory import api as _inventory_api  # noqa: F401 - registers its routes on bp
     from .ledger import api as _ledger_api  # noqa: F401 - registers its routes on bp
     from .ops import bp as ops_bp

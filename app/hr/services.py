@@ -33,6 +33,10 @@ class HrError(ValueError):
         self.field = field
 
 
+class ShiftOverlap(HrError):
+    """The shift overlaps another of the same employee: a conflict, not bad input."""
+
+
 def _aware(moment: dt.datetime, field_name: str) -> dt.datetime:
     if moment.tzinfo is None:
         raise HrError("times need a time zone (UTC is assumed by the forms)", field_name)
@@ -145,7 +149,7 @@ def _check_shift(session: Session, employee_id: uuid.UUID, starts_at: dt.datetim
         clash = clash.where(Shift.id != exclude)
     other = session.scalar(clash.limit(1))
     if other is not None:
-        raise HrError(_overlap_message(employee, other), "starts_at")
+        raise ShiftOverlap(_overlap_message(employee, other), "starts_at")
     return employee
 
 
@@ -163,7 +167,7 @@ def _flush_shift(session: Session, shift: Shift, employee: Employee, new: bool) 
             session.flush()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == "23P01":  # a concurrent planner won
-            raise HrError(f"{employee.full_name} already has an overlapping shift",
+            raise ShiftOverlap(f"{employee.full_name} already has an overlapping shift",
                           "starts_at") from None
         raise
 

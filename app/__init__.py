@@ -117,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     from .hr import api as _hr_api  # noqa: F401 - registers its routes on bp
     from .inventory import api as _inventory_api  # noqa: F401 - registers its routes on bp
     from .ledger import api as _ledger_api  # noqa: F401 - registers its routes on bp
+    from .ledger.views import bp as ledger_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
     from .purchasing import api as _purchasing_api  # noqa: F401 - registers its routes on bp
@@ -125,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(crm_bp)
+    app.register_blueprint(ledger_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

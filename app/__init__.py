@@ -116,17 +116,21 @@ def register_blueprints(app: Flask) -> None:
     from .events.webhook_views import bp as webhooks_bp
     from .hr import api as _hr_api  # noqa: F401 - registers its routes on bp
     from .inventory import api as _inventory_api  # noqa: F401 - registers its routes on bp
+    from .inventory.views import bp as inventory_bp
     from .ledger import api as _ledger_api  # noqa: F401 - registers its routes on bp
     from .ledger.views import bp as ledger_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
     from .purchasing import api as _purchasing_api  # noqa: F401 - registers its routes on bp
+    from .purchasing.views import bp as purchasing_bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(crm_bp)
     app.register_blueprint(ledger_bp)
+    app.register_blueprint(inventory_bp)
+    app.register_blueprint(purchasing_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

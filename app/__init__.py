@@ -115,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
     from .hr import api as _hr_api  # noqa: F401 - registers its routes on bp
+    from .hr.views import bp as hr_bp
     from .inventory import api as _inventory_api  # noqa: F401 - registers its routes on bp
     from .inventory.views import bp as inventory_bp
     from .ledger import api as _ledger_api  # noqa: F401 - registers its routes on bp
@@ -131,6 +132,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ledger_bp)
     app.register_blueprint(inventory_bp)
     app.register_blueprint(purchasing_bp)
+    app.register_blueprint(hr_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

@@ -68,6 +68,12 @@ def test_operations_and_their_refusals(client, api, as_tenant):
     _stock(as_tenant, t, bolt["id"], main, "10")
     second = client.post("/api/v1/warehouses", headers=auth,
                          json={"code": "EAST", "name": "East"}).get_json()["id"]
+    shelf = client.post(f"/api/v1/warehouses/{second}/bins", headers=auth, json={"code": "a-1"})
+    assert shelf.status_code == 201 and shelf.get_json()["code"] == "A-1"
+    assert client.post(f"/api/v1/warehouses/{second}/bins", headers=auth,
+                       json={"code": "A-1"}).status_code == 422
+    assert [b["code"] for b in client.get(f"/api/v1/warehouses/{second}/bins",
+                                          headers=auth).get_json()["items"]] == ["A-1"]
     moved = client.post("/api/v1/stock-transfers", headers=auth, json={
         "sku": "BOLT-10", "from_warehouse_id": main, "to_warehouse_id": second,
         "quantity": "4"})

@@ -30,6 +30,7 @@ from app.errors import ApiError
 
 from . import services
 from .models import (
+    Bin,
     Product,
     ProductStock,
     ReorderEvent,
@@ -46,6 +47,8 @@ ProductOut = out_model(Product, extra={
 ProductPage = page_model(ProductOut)
 WarehouseOut = out_model(Warehouse)
 WarehouseList = list_model(WarehouseOut)
+BinOut = out_model(Bin)
+BinList = list_model(BinOut)
 MoveOut = out_model(StockMove)
 MovePage = page_model(MoveOut, "StockMovePage")
 ReservationOut = out_model(Reservation)
@@ -129,6 +132,10 @@ class WarehouseIn(Input):
     code: str = Field(min_length=1, max_length=20)
     name: str = Field(min_length=1, max_length=200)
     address: str = Field(default="", max_length=2000)
+
+
+class BinIn(Input):
+    code: str = Field(min_length=1, max_length=30)
 
 
 class LevelQuery(Input):
@@ -295,6 +302,28 @@ def inventory_create_warehouse() -> ResponseReturnValue:
     with service_errors():
         warehouse = services.save_warehouse(db.session, body.model_dump())
     return jsonify(dump(warehouse, WarehouseOut)), 201
+
+
+@bp.get("/warehouses/<warehouse_id>/bins")
+@api_auth("inventory:read")
+@doc(summary="Bins of a warehouse", response=BinList, tags=["inventory"])
+def inventory_list_bins(warehouse_id: str) -> ResponseReturnValue:
+    warehouse = load(services.get_warehouse, warehouse_id, "warehouse")
+    return jsonify(items=[dump(b, BinOut) for b in services.list_bins(db.session,
+                                                                      warehouse.id)])
+
+
+@bp.post("/warehouses/<warehouse_id>/bins")
+@api_auth("inventory:write")
+@idempotent
+@doc(summary="Add a bin (storage location) to a warehouse", body=BinIn, response=BinOut,
+     status=201, tags=["inventory"])
+def inventory_add_bin(warehouse_id: str) -> ResponseReturnValue:
+    warehouse = load(services.get_warehouse, warehouse_id, "warehouse")
+    body = parse_body(BinIn)
+    with service_errors():
+        found = services.add_bin(db.session, warehouse, body.code)
+    return jsonify(dump(found, BinOut)), 201
 
 
 @bp.get("/stock-levels")

@@ -149,7 +149,7 @@ class ProductStock(TenantScoped, Base):
         CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
         CheckConstraint("reserved BETWEEN 0 AND on_hand", name="reserved_within_on_hand"),
         Index("ix_product_stock_tenant_id_low", "tenant_id", "product_id",
-              postgresql_where=text("available < reorder_level")),
+              postgresql_where=text("is_low")),
         {"schema": "inventory"},
     )
 
@@ -159,6 +159,10 @@ class ProductStock(TenantScoped, Base):
     available: Mapped[Decimal] = mapped_column(Qty, Computed("on_hand - reserved",
                                                              persisted=True))
     reorder_level: Mapped[Decimal] = mapped_column(Qty, server_default=text("0"))
+    # A stored column (not just the expression) so the planner has statistics for it:
+    # see migration 0206.
+    is_low: Mapped[bool] = mapped_column(Computed("on_hand - reserved < reorder_level",
+                                                  persisted=True))
 
 
 class StockMove(TenantKey, Base):

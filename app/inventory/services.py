@@ -377,7 +377,7 @@ def list_products(session: Session, *, q: str | None = None, category: str | Non
     if category:
         query = query.where(Product.category == category)
     if low_stock:
-        query = query.where(ProductStock.available < ProductStock.reorder_level)
+        query = query.where(ProductStock.is_low)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = session.execute(query.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["sku"]))
                            .offset((page - 1) * per_page).limit(per_page)).all()

@@ -378,10 +378,17 @@ def list_products(session: Session, *, q: str | None = None, category: str | Non
         query = query.where(Product.category == category)
     if low_stock:
         query = query.where(ProductStock.is_low)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = session.execute(query.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["sku"]))
+    # The total rides along as a window count: one scan instead of a count query and a
+    # page query (each of which would find the matching products again).
+    rows = session.execute(query.add_columns(func.count().over().label("total"))
+                           .order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["sku"]))
                            .offset((page - 1) * per_page).limit(per_page)).all()
-    return Page([ProductRow(p, s) for p, s in rows], total or 0, page, per_page)
+    if rows:
+        total = rows[0].total
+    else:  # a page past the end: count on its own
+        total = session.scalar(select(func.count()).select_from(
+            query.order_by(None).subquery())) or 0
+    return Page([ProductRow(p, s) for p, s, _ in rows], total, page, per_page)
 
 
 def levels_by_product(session: Session, product_ids: Iterable[uuid.UUID]

@@ -111,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
+    from .crm import pipeline_api as _crm_pipeline_api  # noqa: F401 - its routes on bp
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp

@@ -1,1 +1,8 @@
-"""CRM: accounts and contacts (deals, leads, activities and tickets to come)."""
+"""CRM: accounts, contacts, leads, the deal pipeline and the activity log."""
+
+from tenants.services import TENANT_SEEDERS
+
+from .pipeline import seed_stages
+
+if seed_stages not in TENANT_SEEDERS:
+    TENANT_SEEDERS.append(seed_stages)

@@ -112,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
     from .crm import pipeline_api as _crm_pipeline_api  # noqa: F401 - its routes on bp
+    from .crm.pipeline_views import bp as pipeline_bp
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
@@ -130,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(crm_bp)
+    app.register_blueprint(pipeline_bp)
     app.register_blueprint(ledger_bp)
     app.register_blueprint(inventory_bp)
     app.register_blueprint(purchasing_bp)

@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 
@@ -125,16 +126,36 @@ def load(db: TestDatabase, *, contacts: int, deals: int, tenants: int) -> Loaded
 
 def load_deals(conn: psycopg.Connection, made: list, deals: int
                ) -> tuple[list[uuid.UUID], list[str]]:
-    """Deals arrive with the CRM pipeline; until its table exists there are none."""
-    exists = conn.execute("SELECT to_regclass('crm.deals')").fetchone()[0]
-    if exists is None or deals == 0:
-        return [], []
-    return _load_deals(conn, made, deals)
-
-
-def _load_deals(conn: psycopg.Connection, made: list, deals: int
-                ) -> tuple[list[uuid.UUID], list[str]]:
-    raise NotImplementedError  # replaced once crm.deals exists (see load_deals)
+    """``deals`` deals in the big tenant (a tenth of that in each other one), spread
+    over the open stages and over its accounts, updated over the last year."""
+    started = time.perf_counter()
+    stages: list[str] = []
+    for index, t in enumerate(made):
+        n = deals if index == 0 else max(deals // 10, 10)
+        rows = conn.execute("SELECT id, name FROM crm.deal_stages WHERE tenant_id = %s"
+                            " AND NOT is_won AND NOT is_lost ORDER BY position",
+                            (t.id,)).fetchall()
+        if index == 0:
+            stages = [name for _, name in rows]
+        conn.execute(
+            """
+            INSERT INTO crm.deals (tenant_id, name, account_id, stage_id, value, currency,
+                                   updated_at)
+            SELECT %(t)s, 'Deal ' || g, a.id, (%(stages)s::uuid[])[1 + g %% %(n_stages)s],
+                   (g %% 500) * 100, 'EUR', now() - (g %% 365) * interval '1 day'
+            FROM generate_series(1, %(n)s::int) g
+            JOIN LATERAL (SELECT id FROM crm.accounts WHERE tenant_id = %(t)s
+                          OFFSET g %% %(accounts)s LIMIT 1) a ON true
+            """, {"t": t.id, "stages": [r[0] for r in rows], "n_stages": len(rows), "n": n,
+                  "accounts": max(1, conn.execute(
+                      "SELECT count(*) FROM crm.accounts WHERE tenant_id = %s",
+                      (t.id,)).fetchone()[0])})
+        _progress("deals", index + 1, len(made), started)
+    print()
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM crm.deals WHERE tenant_id = %s ORDER BY random() LIMIT 2000",
+        (made[0].id,))]
+    return ids, stages
 
 
 # --- servers ---------------------------------------------------------------------------
@@ -154,9 +175,9 @@ def start_server(kind: str, db: TestDatabase, threads: int, workdir: Path
            "DATABASE_OWNER_URL": db.owner_url, "BENCH_ADMIN_URL": _admin_db_url(db),
            "SECRET_KEY": "b" * 40, "LOG_LEVEL": "WARNING", "ERP_DATA_DIR": str(workdir),
            "PYTHONPATH": str(HERE.parents[2])}
-    log = (workdir / f"{kind}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.perf.bench_api", "--serve"],
-                            env=env, stdout=log, stderr=log, cwd=HERE.parents[2])
+    with (workdir / f"{kind}.log").open("ab") as log:  # the child keeps its own handle
+        proc = subprocess.Popen([sys.executable, "-m", "tests.perf.bench_api", "--serve"],
+                                env=env, stdout=log, stderr=log, cwd=HERE.parents[2])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -187,6 +208,22 @@ MINIMAL_SQL = {
         "SELECT tenant_id, id, account_id, first_name, last_name, email, phone, title,"
         " owner_id, created_at, updated_at FROM crm.contacts WHERE tenant_id = %(t)s AND"
         " deleted_at IS NULL ORDER BY updated_at DESC, id LIMIT 50 OFFSET %(offset)s"),
+    "deals_list": (
+        "SELECT count(*) FROM crm.deals WHERE tenant_id = %(t)s AND deleted_at IS NULL"
+        " AND stage_id = (SELECT id FROM crm.deal_stages WHERE tenant_id = %(t)s"
+        "  AND lower(name) = lower(%(stage)s));"
+        "SELECT d.id, d.name, d.account_id, d.contact_id, d.stage_id, d.value, d.currency,"
+        " d.expected_close, d.owner_id, d.lost_reason, d.closed_at, d.created_at, d.updated_at,"
+        " s.name, s.probability FROM crm.deals d JOIN crm.deal_stages s"
+        " ON s.tenant_id = d.tenant_id AND s.id = d.stage_id WHERE d.tenant_id = %(t)s"
+        " AND d.deleted_at IS NULL AND lower(s.name) = lower(%(stage)s)"
+        " ORDER BY d.updated_at DESC, d.id LIMIT 50"),
+    "deals_get": (
+        "SELECT d.id, d.name, d.account_id, d.contact_id, d.stage_id, d.value, d.currency,"
+        " d.expected_close, d.owner_id, d.lost_reason, d.closed_at, d.created_at, d.updated_at,"
+        " s.name, s.probability FROM crm.deals d JOIN crm.deal_stages s"
+        " ON s.tenant_id = d.tenant_id AND s.id = d.stage_id WHERE d.tenant_id = %(t)s"
+        " AND d.id = %(id)s AND d.deleted_at IS NULL"),
     "contacts_get": (
         "SELECT tenant_id, id, account_id, first_name, last_name, email, phone, title,"
         " owner_id, created_at, updated_at FROM crm.contacts WHERE tenant_id = %(t)s AND"
@@ -302,7 +339,8 @@ def run(*, contacts: int, deals: int, tenants: int, clients: int, seconds: float
         auth = {"Authorization": f"Bearer {data.token}"}
         t = str(data.tenant_id)
         ids = data.contact_ids
-        cases = {
+        cases = deal_cases(data, t)
+        cases |= {
             "GET /contacts?sort=-updated_at (page of 50, with total)": (
                 lambda i: f"/api/v1/contacts?sort=-updated_at&per_page=50&page={1 + i % 5}",
                 lambda i: f"/q/contacts_list?t={t}&offset={50 * (i % 5)}"),
@@ -310,7 +348,6 @@ def run(*, contacts: int, deals: int, tenants: int, clients: int, seconds: float
                 lambda i: f"/api/v1/contacts/{ids[i % len(ids)]}",
                 lambda i: f"/q/contacts_get?t={t}&id={ids[i % len(ids)]}"),
         }
-        cases.update(deal_cases(data, t))
         results: dict[str, tuple[Result, Result]] = {}
         try:
             for name, (ours_path, min_path) in cases.items():
@@ -331,8 +368,18 @@ def run(*, contacts: int, deals: int, tenants: int, clients: int, seconds: float
 
 def deal_cases(data: Loaded, t: str) -> dict[str, tuple[Callable[[int], str],
                                                        Callable[[int], str]]]:
-    """Filled in when the deals endpoints exist."""
-    return {}
+    """The two endpoints the CRM issue names, first."""
+    if not data.deal_ids:
+        return {}
+    stages, ids = data.stages, data.deal_ids
+    return {
+        "GET /deals?stage=... (page of 50, with total)": (
+            lambda i: f"/api/v1/deals?stage={quote(stages[i % len(stages)])}&per_page=50",
+            lambda i: f"/q/deals_list?t={t}&stage={quote(stages[i % len(stages)])}"),
+        "GET /deals/{id}": (
+            lambda i: f"/api/v1/deals/{ids[i % len(ids)]}",
+            lambda i: f"/q/deals_get?t={t}&id={ids[i % len(ids)]}"),
+    }
 
 
 def main() -> None:

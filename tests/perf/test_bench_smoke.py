@@ -26,3 +26,15 @@ def test_erp_benchmark_smoke(capsys):
     assert result["counts"]["low"] == 15  # every 20th product has a reorder level of 1000
     for key in ("lookup", "low_stock_list", "delivery", "valuation"):
         assert result[key]["p50_ms"] > 0
+
+
+def test_api_benchmark_smoke(capsys):
+    """Full size: ``python -m tests.perf.bench_api`` (100k contacts, 50k deals, 20 tenants)."""
+    from tests.perf import bench_api
+
+    results = bench_api.run(contacts=400, deals=200, tenants=2, clients=2, seconds=1)
+    out = capsys.readouterr().out
+    assert "GET /deals?stage=..." in out and "ratio ours / minimal" in out
+    for ours, minimal in results.values():
+        assert ours.requests > 0 and minimal.requests > 0
+        assert ours.errors == 0 and minimal.errors == 0

@@ -190,11 +190,8 @@ class StockMove(TenantKey, Base):
                         name="adjustment_reason"),
         CheckConstraint("(kind = 'transfer') = (transfer_id IS NOT NULL)",
                         name="transfer_paired"),
-        # Ordered like "the last move before a date" and carrying the running balances:
-        # valuation as of a date reads it index-only (migration 0205).
-        Index("ix_stock_moves_tenant_id_product_id_warehouse_id_moved_at_seq", "tenant_id",
-              "product_id", "warehouse_id", text("moved_at DESC"), text("seq DESC"),
-              postgresql_include=["on_hand_after", "value_after"]),
+        Index("ix_stock_moves_tenant_id_product_id_warehouse_id_moved_at", "tenant_id",
+              "product_id", "warehouse_id", "moved_at"),
         Index("ix_stock_moves_tenant_id_moved_at", "tenant_id", "moved_at"),
         {"schema": "inventory"},
     )

@@ -936,21 +936,19 @@ class Valuation:
 
 
 VALUATION_SQL = text("""
-    SELECT p.id, p.sku, p.name, p.category, v.quantity, v.value
-    FROM (
-        SELECT l.product_id, sum(m.on_hand_after) AS quantity, sum(m.value_after) AS value
-        FROM inventory.stock_levels l
-        CROSS JOIN LATERAL (
-            SELECT mv.on_hand_after, mv.value_after FROM inventory.stock_moves mv
-            WHERE mv.tenant_id = l.tenant_id AND mv.product_id = l.product_id
-              AND mv.warehouse_id = l.warehouse_id AND mv.moved_at < :until
-            ORDER BY mv.moved_at DESC, mv.seq DESC LIMIT 1) m
-        WHERE l.tenant_id = :tenant AND (CAST(:warehouse AS uuid) IS NULL
-                                         OR l.warehouse_id = CAST(:warehouse AS uuid))
-        GROUP BY l.product_id
-        HAVING sum(m.on_hand_after) <> 0) v
-    JOIN inventory.products p ON p.tenant_id = :tenant AND p.id = v.product_id
-    ORDER BY v.value DESC, p.sku
+    SELECT p.id, p.sku, p.name, p.category, sum(m.on_hand_after), sum(m.value_after)
+    FROM inventory.stock_levels l
+    CROSS JOIN LATERAL (
+        SELECT mv.on_hand_after, mv.value_after FROM inventory.stock_moves mv
+        WHERE mv.tenant_id = l.tenant_id AND mv.product_id = l.product_id
+          AND mv.warehouse_id = l.warehouse_id AND mv.moved_at < :until
+        ORDER BY mv.moved_at DESC, mv.seq DESC LIMIT 1) m
+    JOIN inventory.products p ON p.tenant_id = l.tenant_id AND p.id = l.product_id
+    WHERE l.tenant_id = :tenant AND (CAST(:warehouse AS uuid) IS NULL
+                                     OR l.warehouse_id = CAST(:warehouse AS uuid))
+    GROUP BY p.id, p.sku, p.name, p.category
+    HAVING sum(m.on_hand_after) <> 0
+    ORDER BY sum(m.value_after) DESC, p.sku
 """)
 
 

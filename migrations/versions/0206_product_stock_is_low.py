@@ -7,7 +7,7 @@ products by hash (a scan of 50,000 products for 2,500 low ones). A stored genera
 and its count walk the partial index. Measured with ``python -m tests.perf.bench_erp``.
 
 Revision ID: 0206_product_stock_is_low
-Revises: 0205_stock_moves_valuation_index
+Revises: 0204_inventory_totals_check
 Create Date: 2026-11-22
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0206_product_stock_is_low"
-down_revision: str | Sequence[str] | None = "0205_stock_moves_valuation_index"
+down_revision: str | Sequence[str] | None = "0204_inventory_totals_check"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

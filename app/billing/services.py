@@ -297,13 +297,12 @@ def record_payment(session: Session, *, account_id: Any, amount: Any, currency: 
     when = received_on or sales.today()
     rate = _ledger(ledger.rate_for, session, currency, when)
     year = str(when.year)
-    payment = Payment(number=format_number("PAY", next_number(session, "payment", year), year),
+    payment = Payment(id=new_id(),
+                      number=format_number("PAY", next_number(session, "payment", year), year),
                       account_id=account.id, received_on=when, currency=currency, rate=rate,
                       amount=value, allocated=ZERO, reference=(reference or "").strip()[:100],
                       created_by=require_context().user_id)
     roles = _ledger(ledger.accounts_for, session, "bank", "receivables")
-    session.add(payment)
-    session.flush()
     entry = _ledger(
         ledger.post_entry, session, entry_date=when,
         description=f"Payment {payment.number} from {account.name}",
@@ -314,6 +313,7 @@ def record_payment(session: Session, *, account_id: Any, amount: Any, currency: 
                                 partner_type=PARTNER, partner_id=account.id)],
         source_type="billing.payment", source_id=payment.id)
     payment.entry_id = entry.id
+    session.add(payment)
     session.flush()
     for request in allocations or ():
         allocate(session, payment, request.invoice_id, request.amount)

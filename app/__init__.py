@@ -108,12 +108,14 @@ def register_blueprints(app: Flask) -> None:
     from .api import members as _api_members  # noqa: F401 - registers its routes on bp
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
+    from .billing import api as _billing_api  # noqa: F401 - registers its routes on bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
+    from .sales import api as _sales_api  # noqa: F401 - registers its routes on bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)

@@ -223,3 +223,112 @@ def test_aging_buckets_per_customer(tenant_factory, as_tenant):
         assert report.total == D(315) and report.credit == D(8)
         assert [billing.bucket_for(d) for d in (-5, 0, 1, 30, 31, 60, 61, 90, 91)] == [
             "current", "current", "1-30", "1-30", "31-60", "31-60", "61-90", "61-90", "90+"]
+
+
+# --- API -----------------------------------------------------------------------------------
+
+
+def _auth(as_tenant, t):
+    from app.api import tokens
+
+    with as_tenant(t.ctx) as s:
+        _, value = tokens.create_token(s, t.owner.id, "billing")
+    return {"Authorization": f"Bearer {value}"}
+
+
+def test_invoices_payments_and_aging_over_the_api(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    auth = _auth(as_tenant, t)
+    with as_tenant(t.ctx) as s:
+        acct, p = account(s), product(s, "BA-1")
+        _, delivery = _delivered(s, acct, [line(p, "2", "10.00", tax="20")])
+        delivery_id, acct_id = str(delivery.id), str(acct.id)
+    made = client.post("/api/v1/invoices", headers=auth, json={"delivery_id": delivery_id})
+    assert made.status_code == 201, made.get_json()
+    invoice = made.get_json()
+    assert (invoice["total"], invoice["open_amount"], invoice["status"]) == (
+        "24.00", "24.00", "unpaid")
+    assert invoice["taxes"] == [{"tax_rate": "20.0000", "base_amount": "20.00",
+                                 "tax_amount": "4.00"}]
+    again = client.post("/api/v1/invoices", headers=auth, json={"delivery_id": delivery_id})
+    assert again.status_code == 200 and again.get_json()["id"] == invoice["id"]
+    paid = client.post("/api/v1/payments", headers=auth, json={
+        "account_id": acct_id, "amount": "30", "reference": "wire 42",
+        "allocations": [{"invoice_id": invoice["id"], "amount": "24"}]})
+    assert paid.status_code == 201, paid.get_json()
+    payment = paid.get_json()
+    assert (payment["allocated"], payment["unallocated"]) == ("24.00", "6.00")
+    shown = client.get(f"/api/v1/invoices/{invoice['id']}", headers=auth).get_json()
+    assert shown["status"] == "paid" and shown["allocations"][0]["amount"] == "24.00"
+    aging = client.get("/api/v1/receivables/aging", headers=auth).get_json()
+    (row,) = aging["rows"]
+    assert (row["account_name"], row["total"], row["credit"], row["balance"]) == (
+        "Acme Ltd", "0.00", "6.00", "-6.00")
+    assert set(row["buckets"]) == {"current", "days_1_30", "days_31_60", "days_61_90",
+                                   "days_90_plus"}
+    refused = client.post("/api/v1/credit-notes", headers=auth,
+                          json={"invoice_id": invoice["id"]})
+    assert refused.status_code == 409
+    bad = client.post("/api/v1/payments", headers=auth,
+                      json={"account_id": acct_id, "amount": "1.001"})
+    assert bad.status_code == 422
+
+
+def test_credit_note_over_the_api(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    auth = _auth(as_tenant, t)
+    with as_tenant(t.ctx) as s:
+        _, invoice = _invoice(s, account(s), [line(product(s, "BC-1"), "1", "9.99")])
+        invoice_id = str(invoice.id)
+    note = client.post("/api/v1/credit-notes", headers=auth,
+                       json={"invoice_id": invoice_id, "reason": "returned"})
+    assert note.status_code == 201, note.get_json()
+    assert note.get_json()["total"] == "11.99"
+    listed = client.get("/api/v1/credit-notes", headers=auth).get_json()["items"]
+    assert [n["id"] for n in listed] == [note.get_json()["id"]]
+    assert client.get(f"/api/v1/invoices/{invoice_id}", headers=auth).get_json()[
+        "status"] == "void"
+
+
+def test_billing_api_isolation(client, tenant_factory, as_tenant):
+    a, b = tenant_factory(), tenant_factory()
+    auth_b = _auth(as_tenant, b)
+    with as_tenant(a.ctx) as s:
+        acct, p = account(s), product(s, "BI-1")
+        _, invoice = _invoice(s, acct, [line(p)])
+        payment = billing.record_payment(s, account_id=acct.id, amount="1", currency="EUR")
+        _, other = _invoice(s, acct, [line(p)])
+        note = billing.issue_credit_note(s, other)
+        ids = {"invoices": invoice.id, "payments": payment.id, "credit-notes": note.id}
+        acct_id, delivery_id = acct.id, invoice.delivery_id
+    for path, key in ids.items():
+        assert client.get(f"/api/v1/{path}/{key}", headers=auth_b).status_code == 404
+    for path in ("invoices", "payments", "credit-notes"):
+        assert client.get(f"/api/v1/{path}", headers=auth_b).get_json()["items"] == []
+    assert client.get("/api/v1/receivables/aging", headers=auth_b).get_json()["rows"] == []
+    forged = client.post("/api/v1/payments", headers=auth_b, json={
+        "account_id": str(acct_id), "amount": "5", "currency": "EUR"})
+    assert forged.status_code == 422
+    assert client.post("/api/v1/invoices", headers=auth_b,
+                       json={"delivery_id": str(delivery_id)}).status_code == 422
+    assert client.post("/api/v1/credit-notes", headers=auth_b,
+                       json={"invoice_id": str(invoice.id)}).status_code == 422
+
+
+def test_billing_api_permissions(client, tenant_factory, as_tenant):
+    from tenants import services as tenancy
+
+    t = tenant_factory()
+    with as_tenant(t.ctx) as s:
+        tenancy.add_member(s, t.tenant, email="wh@example.com", roles=["warehouse"],
+                           password="correct horse battery")
+    with as_tenant(t.ctx) as s:
+        from app.api import tokens
+        from tenants.models import User
+
+        user = s.scalar(select(User).where(User.email == "wh@example.com"))
+        _, value = tokens.create_token(s, user.id, "wh")
+    auth = {"Authorization": f"Bearer {value}"}
+    assert client.get("/api/v1/invoices", headers=auth).status_code == 403
+    assert client.post("/api/v1/payments", headers=auth,
+                       json={"account_id": str(t.id), "amount": "1"}).status_code == 403

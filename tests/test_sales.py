@@ -257,3 +257,116 @@ def test_cancel_releases_reservations(tenant_factory, as_tenant):
         with pytest.raises(sales.SalesError, match="cannot be cancelled"):
             sales.cancel_order(s, order)
         assert s.scalar(select(func.count()).select_from(SalesOrderLine)) == 1
+
+
+# --- API -----------------------------------------------------------------------------------
+
+
+def _auth(as_tenant, t):
+    from app.api import tokens
+
+    with as_tenant(t.ctx) as s:
+        _, value = tokens.create_token(s, t.owner.id, "q2c")
+    return {"Authorization": f"Bearer {value}"}
+
+
+def test_quote_to_delivery_over_the_api(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    auth = _auth(as_tenant, t)
+    with as_tenant(t.ctx) as s:
+        acct, p = account(s), product(s, "API-1", stock="10")
+        acct_id, p_id = str(acct.id), str(p.id)
+    body = {"account_id": acct_id, "lines": [
+        {"product_id": p_id, "quantity": "3", "unit_price": 0.335, "tax_rate": "20"}]}
+    created = client.post("/api/v1/quotes", headers={**auth, "Idempotency-Key": "q-1"},
+                          json=body)
+    assert created.status_code == 201, created.get_json()
+    q = created.get_json()
+    assert (q["subtotal"], q["tax_total"], q["total"], q["status"]) == (
+        "1.01", "0.20", "1.21", "draft")
+    assert q["lines"][0]["unit_price"] == "0.335000"
+    again = client.post("/api/v1/quotes", headers={**auth, "Idempotency-Key": "q-1"}, json=body)
+    assert again.get_json()["id"] == q["id"]  # replayed, not a second quote
+    patched = client.patch(f"/api/v1/quotes/{q['id']}", headers=auth, json={"notes": "rush"})
+    assert patched.get_json()["notes"] == "rush"
+    assert client.post(f"/api/v1/quotes/{q['id']}/send", headers=auth).status_code == 200
+    accepted = client.post(f"/api/v1/quotes/{q['id']}/accept", headers=auth)
+    assert accepted.get_json()["status"] == "accepted"
+    conflict = client.post(f"/api/v1/quotes/{q['id']}/reject", headers=auth)
+    assert conflict.status_code == 409
+    assert conflict.get_json()["error"]["code"] == "conflict"
+    order = client.post("/api/v1/sales-orders", headers=auth, json={"quote_id": q["id"]})
+    assert order.status_code == 201, order.get_json()
+    o = order.get_json()
+    assert o["status"] == "confirmed" and o["lines"][0]["reservation_id"]
+    assert [step["step"] for step in o["chain"]][:3] == [
+        "Order", "Credit check and reservation", "Delivery"]
+    listed = client.get("/api/v1/sales-orders?status=confirmed", headers=auth).get_json()
+    assert [i["id"] for i in listed["items"]] == [o["id"]]
+    delivered = client.post("/api/v1/deliveries", headers=auth, json={
+        "order_id": o["id"], "warehouse_id": o["lines"][0]["warehouse_id"],
+        "lines": [{"order_line_id": o["lines"][0]["id"], "quantity": "1"}]})
+    assert delivered.status_code == 201, delivered.get_json()
+    d = delivered.get_json()
+    assert d["lines"][0]["quantity"] == "1.0000" and d["cogs_entry_id"]
+    assert client.get(f"/api/v1/sales-orders/{o['id']}", headers=auth).get_json()[
+        "status"] == "partially_delivered"
+    too_much = client.post("/api/v1/deliveries", headers=auth, json={
+        "order_id": o["id"], "warehouse_id": o["lines"][0]["warehouse_id"],
+        "lines": [{"order_line_id": o["lines"][0]["id"], "quantity": "5"}]})
+    assert too_much.status_code == 422
+    assert "only 2 left to deliver" in too_much.get_json()["error"]["message"]
+
+
+def test_quote_api_validation(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    auth = _auth(as_tenant, t)
+    with as_tenant(t.ctx) as s:
+        acct_id = str(account(s).id)
+    bad = client.post("/api/v1/quotes", headers=auth, json={"account_id": acct_id, "lines": []})
+    assert bad.status_code == 422 and "lines" in bad.get_json()["error"]["fields"]
+    unknown = client.post("/api/v1/quotes", headers=auth, json={
+        "account_id": acct_id, "lines": [{"product_id": acct_id, "quantity": "1"}]})
+    assert unknown.status_code == 422
+    assert unknown.get_json()["error"]["fields"] == {"lines": "line 1: no such product"}
+
+
+def test_sales_api_isolation_and_permissions(client, tenant_factory, as_tenant):
+    a, b = tenant_factory(), tenant_factory()
+    auth_b = _auth(as_tenant, b)
+    with as_tenant(a.ctx) as s:
+        acct, p = account(s), product(s, "ISO-1")
+        q, order = _accepted_order(s, acct, [line(p)])
+        sales.confirm_order(s, order)
+        delivery = sales.deliver(s, order, sales.order_lines(s, order.id)[0].warehouse_id)
+        ids = {"quotes": q.id, "sales-orders": order.id, "deliveries": delivery.id}
+    for path, key in ids.items():
+        assert client.get(f"/api/v1/{path}/{key}", headers=auth_b).status_code == 404
+    for action in ("send", "accept", "reject"):
+        assert client.post(f"/api/v1/quotes/{q.id}/{action}",
+                           headers=auth_b).status_code == 404
+    for action in ("confirm", "cancel"):
+        assert client.post(f"/api/v1/sales-orders/{order.id}/{action}",
+                           headers=auth_b).status_code == 404
+    assert client.patch(f"/api/v1/quotes/{q.id}", headers=auth_b,
+                        json={"notes": "x"}).status_code == 404
+    assert client.post("/api/v1/sales-orders", headers=auth_b,
+                       json={"quote_id": str(q.id)}).status_code == 422
+    # b's own lists do not show a's documents
+    assert client.get("/api/v1/quotes", headers=auth_b).get_json()["items"] == []
+    assert client.get("/api/v1/deliveries", headers=auth_b).get_json()["items"] == []
+
+
+def test_every_q2c_route_documents_itself(app):
+    from pydantic import BaseModel
+
+    paths = ("/api/v1/quotes", "/api/v1/sales-orders", "/api/v1/deliveries",
+             "/api/v1/invoices", "/api/v1/credit-notes", "/api/v1/payments",
+             "/api/v1/receivables")
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith(paths)]
+    assert len(rules) >= 20
+    for rule in rules:
+        spec = app.view_functions[rule.endpoint].__api_doc__
+        assert spec["summary"] and issubclass(spec["response"], BaseModel), rule.rule
+        if "POST" in rule.methods and spec["body"] is None:
+            assert rule.rule.endswith(("/send", "/accept", "/reject", "/confirm", "/cancel"))

@@ -109,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
     from .billing import api as _billing_api  # noqa: F401 - registers its routes on bp
+    from .billing.views import bp as billing_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
@@ -116,11 +117,14 @@ def register_blueprints(app: Flask) -> None:
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
     from .sales import api as _sales_api  # noqa: F401 - registers its routes on bp
+    from .sales.views import bp as sales_bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(crm_bp)
+    app.register_blueprint(sales_bp)
+    app.register_blueprint(billing_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

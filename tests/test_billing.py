@@ -332,3 +332,56 @@ def test_billing_api_permissions(client, tenant_factory, as_tenant):
     assert client.get("/api/v1/invoices", headers=auth).status_code == 403
     assert client.post("/api/v1/payments", headers=auth,
                        json={"account_id": str(t.id), "amount": "1"}).status_code == 403
+
+
+# --- portal --------------------------------------------------------------------------------
+
+
+def test_invoice_payment_and_aging_pages(client, tenant_factory, as_tenant):
+    from .conftest import csrf_from, login
+
+    t = tenant_factory()
+    with as_tenant(t.ctx) as s:
+        acct, p = account(s), product(s, "BP-1")
+        _, first = _invoice(s, acct, [line(p, "1", "100.00", tax="0")])
+        _, second = _invoice(s, acct, [line(p, "1", "50.00", tax="0")])
+        acct_id, first_id, second_id = acct.id, first.id, second.id
+    login(client, t.owner.email)
+    base = f"/t/{t.slug}/billing"
+    listing = client.get(f"{base}/invoices").get_data(as_text=True)
+    assert first.number in listing and second.number in listing
+    detail = client.get(f"{base}/invoices/{first_id}").get_data(as_text=True)
+    assert "Issue credit note" in detail and "100.00 EUR" in detail
+    form = client.get(f"{base}/payments/new?account_id={acct_id}").get_data(as_text=True)
+    assert first.number in form and second.number in form
+    token = csrf_from(form)
+    bad = client.post(f"{base}/payments/new", data={
+        "csrf_token": token, "account_id": str(acct_id), "amount": "500", "currency": "EUR",
+        f"alloc-{first_id}": "120"})
+    assert bad.status_code == 422
+    assert "has only 100.00 EUR open" in bad.get_data(as_text=True)
+    ok = client.post(f"{base}/payments/new", follow_redirects=True, data={
+        "csrf_token": token, "account_id": str(acct_id), "amount": "130", "currency": "EUR",
+        "reference": "wire", f"alloc-{first_id}": "100", f"alloc-{second_id}": "20"})
+    assert "the rest is kept as the customer&#39;s credit" in ok.get_data(as_text=True)
+    assert "Paid" in client.get(f"{base}/invoices/{first_id}").get_data(as_text=True)
+    aging = client.get(f"{base}/receivables").get_data(as_text=True)
+    assert "Acme Ltd" in aging and "30.00" in aging and "10.00" in aging
+    credit = client.post(f"{base}/invoices/{second_id}/credit-note", follow_redirects=True,
+                         data={"csrf_token": token, "reason": "x"})
+    assert "has payments allocated" in credit.get_data(as_text=True)
+
+
+def test_billing_pages_isolation(client, tenant_factory, as_tenant):
+    from .conftest import login
+
+    a, b = tenant_factory(), tenant_factory()
+    with as_tenant(a.ctx) as s:
+        acct = account(s)
+        _, invoice = _invoice(s, acct, [line(product(s, "BX-1"))])
+    login(client, b.owner.email)
+    base = f"/t/{b.slug}/billing"
+    assert client.get(f"{base}/invoices/{invoice.id}").status_code == 404
+    assert client.get(f"{base}/payments/new?account_id={acct.id}").status_code == 404
+    assert invoice.number not in client.get(f"{base}/invoices").get_data(as_text=True)
+    assert "Nothing is owed" in client.get(f"{base}/receivables").get_data(as_text=True)

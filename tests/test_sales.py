@@ -370,3 +370,108 @@ def test_every_q2c_route_documents_itself(app):
         assert spec["summary"] and issubclass(spec["response"], BaseModel), rule.rule
         if "POST" in rule.methods and spec["body"] is None:
             assert rule.rule.endswith(("/send", "/accept", "/reject", "/confirm", "/cancel"))
+
+
+# --- portal --------------------------------------------------------------------------------
+
+
+def _portal(client, t):
+    from .conftest import csrf_from, login
+
+    login(client, t.owner.email)
+    return f"/t/{t.slug}/sales", csrf_from
+
+
+def test_quote_pages_create_send_accept_and_print(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    with as_tenant(t.ctx) as s:
+        acct, p = account(s), product(s, "PO-1", stock="10")
+        acct_id, p_id = str(acct.id), str(p.id)
+    base, csrf_from = _portal(client, t)
+    form = client.get(f"{base}/quotes/new").get_data(as_text=True)
+    token = csrf_from(form)
+    data = {"csrf_token": token, "account_id": acct_id, "currency": "EUR", "line_count": "2",
+            "line-0-product_id": p_id, "line-0-quantity": "3", "line-0-unit_price": "0.335",
+            "line-0-tax_rate": "20"}
+    bad = client.post(f"{base}/quotes/new", data={**data, "line-0-quantity": "-1"})
+    assert bad.status_code == 422
+    assert "line 1: quantity must be greater than zero" in bad.get_data(as_text=True)
+    created = client.post(f"{base}/quotes/new", data=data)
+    assert created.status_code == 302, created.get_data(as_text=True)
+    detail_url = created.headers["Location"]
+    detail = client.get(detail_url).get_data(as_text=True)
+    assert "1.21 EUR" in detail and "Draft" in detail
+    quote_id = detail_url.rstrip("/").rsplit("/", 1)[1]
+    edited = client.post(f"{base}/quotes/{quote_id}/edit", data={**data, "line-0-quantity": "6"})
+    assert edited.status_code == 302
+    assert "2.41 EUR" in client.get(detail_url).get_data(as_text=True)
+    for action in ("send", "accept"):
+        assert client.post(f"{base}/quotes/{quote_id}/{action}",
+                           data={"csrf_token": token}).status_code == 302
+    page = client.get(detail_url).get_data(as_text=True)
+    assert "Accepted" in page and "being made by the quote-to-cash chain" in page
+    again = client.post(f"{base}/quotes/{quote_id}/reject", data={"csrf_token": token},
+                        follow_redirects=True)
+    assert "accepted: it cannot be rejected" in again.get_data(as_text=True)
+    printed = client.get(f"{base}/quotes/{quote_id}/print").get_data(as_text=True)
+    assert "@media print" in printed and "Tax 20% on 2.01" in printed
+    listing = client.get(f"{base}/quotes?status=accepted").get_data(as_text=True)
+    assert "Acme Ltd" in listing
+
+
+def test_order_page_pick_list_and_delivery(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    with as_tenant(t.ctx) as s:
+        acct, p = account(s), product(s, "PK-1", stock="2")
+        _, order = _accepted_order(s, acct, [line(p, "3")])
+        sales.confirm_order(s, order)
+        order_id, number = order.id, order.number
+    base, csrf_from = _portal(client, t)
+    page = client.get(f"{base}/orders/{order_id}").get_data(as_text=True)
+    assert "Waiting for stock" in page and "not enough stock of PK-1" in page
+    token = csrf_from(page)
+    with as_tenant(t.ctx) as s:
+        inv.receive(s, [inv.MoveLine(p.id, inv.list_warehouses(s)[0].id, D(5), D(1))])
+    client.post(f"{base}/orders/{order_id}/confirm", data={"csrf_token": token})
+    page = client.get(f"{base}/orders/{order_id}").get_data(as_text=True)
+    assert "Confirmed" in page and "every line reserved" in page
+    picks = client.get(f"{base}/deliveries").get_data(as_text=True)
+    assert f"pick-{number}" in picks and "PK-1" in picks
+    with as_tenant(t.ctx) as s:
+        (ol,) = sales.order_lines(s, order_id)
+        line_id, warehouse_id = ol.id, ol.warehouse_id
+    too_many = client.post(f"{base}/deliveries/confirm", follow_redirects=True, data={
+        "csrf_token": token, "order_id": str(order_id), "warehouse_id": str(warehouse_id),
+        f"qty-{line_id}": "4"})
+    assert "only 3 left to deliver" in too_many.get_data(as_text=True)
+    done = client.post(f"{base}/deliveries/confirm", follow_redirects=True, data={
+        "csrf_token": token, "order_id": str(order_id), "warehouse_id": str(warehouse_id),
+        f"qty-{line_id}": "1"})
+    assert "confirmed; the invoice follows" in done.get_data(as_text=True)
+    assert "Partially delivered" in client.get(f"{base}/orders/{order_id}").get_data(
+        as_text=True)
+    toggled = client.post(f"{base}/deliveries/automatic", follow_redirects=True,
+                          data={"csrf_token": token, "enabled": "1"})
+    assert "delivered automatically" in toggled.get_data(as_text=True)
+
+
+def test_sales_pages_isolation_and_permissions(client, tenant_factory, as_tenant):
+    from tenants import services as tenancy
+
+    from .conftest import login
+
+    a, b = tenant_factory(), tenant_factory()
+    with as_tenant(a.ctx) as s:
+        acct, p = account(s), product(s, "PI-1")
+        q, order = _accepted_order(s, acct, [line(p)])
+    base_b, _ = _portal(client, b)
+    for path in (f"quotes/{q.id}", f"quotes/{q.id}/print", f"quotes/{q.id}/edit",
+                 f"orders/{order.id}", "quotes/not-a-uuid"):
+        assert client.get(f"{base_b}/{path}").status_code == 404, path
+    with as_tenant(b.ctx) as s:
+        tenancy.add_member(s, b.tenant, email="picker@b.example", roles=["warehouse"],
+                           password="correct horse battery")
+    picker = client.application.test_client()
+    login(picker, "picker@b.example")
+    assert picker.get(f"{base_b}/deliveries").status_code == 200
+    assert picker.get(f"{base_b}/quotes/new").status_code == 403

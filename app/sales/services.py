@@ -185,6 +185,16 @@ def today() -> dt.date:
 # --- quotes -------------------------------------------------------------------------------
 
 
+def sellable_products(session: Session, limit: int = 1000) -> list[Product]:
+    """Active products for the quote form's line rows, by SKU."""
+    return list(session.scalars(select(Product).where(Product.is_active.is_(True))
+                                .order_by(Product.sku).limit(limit)))
+
+
+def products_by_id(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Product]:
+    return {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(set(ids))))}
+
+
 def get_account(session: Session, account_id: Any) -> Account:
     try:
         key = account_id if isinstance(account_id, uuid.UUID) else uuid.UUID(str(account_id))

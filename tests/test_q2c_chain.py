@@ -250,3 +250,35 @@ def test_other_tenants_deal_writes_nothing(app, committed):
     for t in (a, b):
         with tenant_scope(t.ctx), committed() as s:
             assert _count(s, SalesOrder) == 0
+
+
+def test_invoicing_refused_writes_nothing_and_retry_completes(tenant, committed):
+    """A step that cannot finish (no exchange rate for the order's currency) leaves
+    the delivery done and no invoice, no ledger entry, no next event."""
+    with tenant_scope(tenant.ctx), committed() as s:
+        acct = account(s, currency="GBP")
+        p = product(s, "GB-1", stock="5")
+        q = quote(s, acct, [line(p, "1", "10.00", tax="0")])
+        sales.set_auto_deliver(s, True)
+        s.commit()
+        quote_id = q.id
+    with tenant_scope(tenant.ctx), committed() as s:
+        sales.accept_quote(s, sales.get_quote(s, quote_id))
+        s.commit()
+    seen: set[uuid.UUID] = set()
+    outcomes = drain(committed, tenant, seen)
+    assert outcomes["sales.delivery.done>billing.invoice_delivery"] == ["attention"]
+    with tenant_scope(tenant.ctx), committed() as s:
+        assert s.scalar(select(SalesOrder.status)) == "delivered"
+        assert _count(s, Invoice) == 0 and balance(s, "receivables") == 0
+        assert _count(s, OutboxEvent, OutboxEvent.event_type == billing.INVOICE_ISSUED) == 0
+        (item,) = events.open_exceptions(s)
+        assert "no exchange rate for GBP" in item.reason
+        ledger.set_rate(s, "GBP", dt.date.today() - dt.timedelta(days=3), D("1.15"))
+        events.retry_exception(s, item.id)
+        s.commit()
+    drain(committed, tenant, seen)
+    with tenant_scope(tenant.ctx), committed() as s:
+        assert s.scalar(select(SalesOrder.status)) == "invoiced"
+        assert s.scalar(select(Invoice.rate)) == D("1.15")
+        assert balance(s, "receivables") == D("11.50")

@@ -475,3 +475,19 @@ def test_sales_pages_isolation_and_permissions(client, tenant_factory, as_tenant
     login(picker, "picker@b.example")
     assert picker.get(f"{base_b}/deliveries").status_code == 200
     assert picker.get(f"{base_b}/quotes/new").status_code == 403
+
+
+def test_a_waiting_line_can_ship_from_another_warehouse(tenant_factory, as_tenant):
+    t = tenant_factory()
+    with as_tenant(t.ctx) as s:
+        acct, p = account(s), product(s, "WH-1", stock="1")
+        north = inv.save_warehouse(s, {"code": "NORTH", "name": "North"})
+        inv.receive(s, [inv.MoveLine(p.id, north.id, D(10), D(4))])
+        _, order = _accepted_order(s, acct, [line(p, "5")])
+        assert sales.confirm_order(s, order).status == "waiting_for_stock"
+        (ol,) = sales.order_lines(s, order.id)
+        sales.set_line_warehouse(s, order, ol.id, north.id)
+        assert sales.confirm_order(s, order).confirmed
+        assert [pk.order.id for pk in sales.pick_list(s, north.id)] == [order.id]
+        with pytest.raises(sales.SalesError, match="only change before the order is confirmed"):
+            sales.set_line_warehouse(s, order, ol.id, inv.list_warehouses(s)[0].id)

@@ -732,8 +732,9 @@ def set_line_warehouse(session: Session, order: SalesOrder, line_id: uuid.UUID,
     if order.status not in WAITING_STATES:
         raise SalesError("the warehouse can only change before the order is confirmed",
                          "warehouse_id")
-    if inventory.get_warehouse(session, warehouse_id) is None:
-        raise SalesError("no such warehouse", "warehouse_id")
+    warehouse = inventory.get_warehouse(session, warehouse_id)
+    if warehouse is None or not warehouse.is_active:
+        raise SalesError("no such active warehouse", "warehouse_id")
     line = session.scalar(select(SalesOrderLine).where(SalesOrderLine.id == line_id,
                                                        SalesOrderLine.order_id == order.id))
     if line is None:

@@ -273,6 +273,25 @@ def confirm_order(order_id: str) -> ResponseReturnValue:
     return redirect(url_for("sales.order", order_id=found.id))
 
 
+@bp.post("/orders/<order_id>/lines/<line_id>/warehouse")
+@requires("sales:write")
+def line_warehouse(order_id: str, line_id: str) -> ResponseReturnValue:
+    found = _found(sales.get_order(db.session, uuid_or_404(order_id)))
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        sales.set_line_warehouse(db.session, found, uuid_or_404(line_id),
+                                 uuid_or_404(request.form.get("warehouse_id", "")))
+    except sales.SalesError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash("The line now ships from the chosen warehouse; confirm the order again.",
+              "success")
+    return redirect(url_for("sales.order", order_id=found.id))
+
+
 @bp.post("/orders/<order_id>/cancel")
 @requires("sales:write")
 def cancel_order(order_id: str) -> ResponseReturnValue:

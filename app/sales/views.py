@@ -31,6 +31,7 @@ NAV.append(("Quotes", "sales.quotes", "sales:read", 20))
 NAV.append(("Sales orders", "sales.orders", "sales:read", 21))
 NAV.append(("Deliveries", "sales.deliveries", "sales:read", 22))
 LINE_ROWS = 5  # empty line rows offered on the quote form (no script needed)
+MAX_LINE_ROWS = 500
 LINE_FIELDS = ("product_id", "quantity", "unit_price", "discount_pct", "tax_rate",
                "description")
 
@@ -75,10 +76,18 @@ def _quote_form(quote: Any = None) -> QuoteForm:
     return form
 
 
+def _line_count() -> int:
+    """How many line rows the posted form had (bounded: it comes from the client)."""
+    try:
+        return max(0, min(MAX_LINE_ROWS, int(request.form.get("line_count", LINE_ROWS))))
+    except ValueError:
+        return LINE_ROWS
+
+
 def _posted_lines() -> list[dict[str, Any]]:
     """The line rows of the form that have a product chosen."""
     rows = []
-    for i in range(int(request.form.get("line_count", LINE_ROWS))):
+    for i in range(_line_count()):
         row = {f: (request.form.get(f"line-{i}-{f}") or "").strip() for f in LINE_FIELDS}
         if row["product_id"]:
             rows.append(row)
@@ -88,7 +97,7 @@ def _posted_lines() -> list[dict[str, Any]]:
 def _line_rows(existing: list[Any]) -> list[dict[str, Any]]:
     if request.method == "POST":
         rows = [{f: (request.form.get(f"line-{i}-{f}") or "") for f in LINE_FIELDS}
-                for i in range(int(request.form.get("line_count", LINE_ROWS)))]
+                for i in range(_line_count())]
     else:
         rows = [{"product_id": str(ln.product_id), "quantity": f"{ln.quantity.normalize():f}",
                  "unit_price": f"{ln.unit_price.normalize():f}",
@@ -329,7 +338,7 @@ def deliveries() -> ResponseReturnValue:
     return render_template("sales/deliveries.html", warehouses=warehouses, chosen=chosen,
                            by_order=by_order, recent=sales.list_deliveries(db.session, limit=50),
                            auto_deliver=sales.auto_deliver_enabled(db.session),
-                           form=ActionForm(), errors=request.args.get("error"))
+                           form=ActionForm())
 
 
 @bp.post("/deliveries/confirm")

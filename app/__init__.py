@@ -110,6 +110,8 @@ def register_blueprints(app: Flask) -> None:
     from .api.openapi import docs_bp as api_docs_bp
     from .api.token_views import bp as api_tokens_bp
     from .auth.views import bp as auth_bp
+    from .billing import api as _billing_api  # noqa: F401 - registers its routes on bp
+    from .billing.views import bp as billing_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
     from .crm import pipeline_api as _crm_pipeline_api  # noqa: F401 - its routes on bp
     from .crm.pipeline_views import bp as pipeline_bp
@@ -126,6 +128,8 @@ def register_blueprints(app: Flask) -> None:
     from .portal.views import bp as portal_bp
     from .purchasing import api as _purchasing_api  # noqa: F401 - registers its routes on bp
     from .purchasing.views import bp as purchasing_bp
+    from .sales import api as _sales_api  # noqa: F401 - registers its routes on bp
+    from .sales.views import bp as sales_bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
@@ -136,6 +140,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(inventory_bp)
     app.register_blueprint(purchasing_bp)
     app.register_blueprint(hr_bp)
+    app.register_blueprint(sales_bp)
+    app.register_blueprint(billing_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

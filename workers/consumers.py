@@ -12,6 +12,8 @@ CONSUMER_MODULES: list[str] = [
     "app.events.webhooks",
     "app.events.maintenance",
     "app.audit.sealer",
+    "app.sales.consumers",
+    "app.billing.consumers",
 ]
 
 

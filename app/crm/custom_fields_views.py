@@ -99,17 +99,13 @@ def fill_custom(form: FlaskForm, values: dict[str, Any] | None) -> None:
             continue  # an old value that no longer parses: show the field empty
 
 
-def _json_number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def custom_data(form: FlaskForm) -> dict[str, Any]:
     """The form's custom values as JSON values (unset ones as None)."""
     data: dict[str, Any] = {}
     for d in getattr(form, "custom_definitions", []):
         value = getattr(form, PREFIX + d.key).data
         if d.field_type == "number":
-            data[d.key] = None if value is None else _json_number(value)
+            data[d.key] = value  # a Decimal: validate_custom checks and converts it
         elif d.field_type == "date":
             data[d.key] = value.isoformat() if value else None
         elif d.field_type == "boolean":

@@ -403,3 +403,23 @@ def test_portal_roles_and_isolation(client, tenant_factory, as_tenant, db_sessio
         client.get(f"/t/{t.slug}/crm/tickets").get_data(as_text=True))})
     login(client, hr.email)
     assert client.get(f"/t/{t.slug}/crm/tickets").status_code == 403
+
+
+def test_a_ticket_stays_workable_when_its_links_go_away(tenant_factory, as_tenant, db_session):
+    t = tenant_factory()
+    membership, agent, _ = services.add_member(db_session, t.tenant, email="gone@tix.example.com",
+                                               roles=["sales"], password=PASSWORD)
+    with as_tenant(t.ctx) as s:
+        acme = crm.create_account(s, {"name": "Acme", "currency": "EUR"})
+        ticket = tickets.create_ticket(s, {"subject": "x", "account_id": acme.id,
+                                           "assignee_id": agent.id})
+        crm.delete_account(s, acme)
+    services.set_member_active(db_session, t.tenant, membership.id, False)
+    with as_tenant(t.ctx) as s:
+        ticket = tickets.get_ticket(s, ticket.id)
+        tickets.update_ticket(s, ticket, {"status": "pending", "priority": "high",
+                                          "assignee_id": agent.id, "account_id": acme.id})
+        assert (ticket.status, ticket.priority) == ("pending", "high")
+        tickets.update_ticket(s, ticket, {"assignee_id": t.owner.id})
+        with pytest.raises(TicketError, match="active member"):  # but not again
+            tickets.update_ticket(s, ticket, {"assignee_id": agent.id})

@@ -484,3 +484,70 @@ def test_portal_settings_page(client, tenant_factory, db_session):
     client.post("/logout", data={"csrf_token": token})
     login(client, sales.email)
     assert client.get(url).status_code == 403
+
+
+def test_portal_settings_are_fenced(client, tenant_factory, as_tenant):
+    t = tenant_factory()
+    other = tenant_factory()
+    with as_tenant(other.ctx) as s:
+        theirs = custom_fields.create_definition(s, FIELDS[0])
+    login(client, t.owner.email)
+    base = f"/t/{t.slug}/settings/custom-fields"
+    assert client.get(f"{base}/{theirs.id}").status_code == 404
+    assert client.get(f"{base}/{theirs.id}/delete").status_code == 404
+    assert client.get(f"{base}/not-a-uuid").status_code == 404
+    assert "Tier" not in client.get(base).get_data(as_text=True)
+
+
+def test_concurrent_definition_changes_keep_the_cached_schema_complete(app):
+    """The tenant row is locked before a definition changes, so the second writer
+    rebuilds the schema after the first committed and includes its field."""
+    import threading
+    import time
+
+    from sqlalchemy.orm import Session
+
+    from app.db import db
+    from tenants.context import TenantContext, tenant_scope
+    from tenants.permissions import permissions_for
+
+    with app.app_context():
+        engine = db.engine
+    slug = f"cf-{secrets.token_hex(4)}"
+    with Session(engine) as s:
+        made = tenancy.create_tenant(s, slug=slug, name=slug, base_currency="EUR",
+                                     admin_email=f"o@{slug}.example.com",
+                                     admin_password=PASSWORD)
+        s.commit()
+        tenant_id, owner_id = made.tenant.id, made.admin.id
+    ctx = TenantContext(tenant_id=tenant_id, tenant_slug=slug, user_id=owner_id,
+                        roles=frozenset({"owner"}), permissions=permissions_for(["owner"]))
+    first_locked = threading.Event()
+    errors: list[BaseException] = []
+
+    def define(key: str, hold: float, signal: threading.Event | None,
+               wait: threading.Event | None) -> None:
+        try:
+            if wait is not None:
+                wait.wait(5)
+            with Session(engine) as s, tenant_scope(ctx):
+                custom_fields.create_definition(s, {"entity": "lead", "key": key,
+                                                    "label": key, "field_type": "text"})
+                if signal is not None:
+                    signal.set()
+                time.sleep(hold)
+                s.commit()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=define, args=("first", 0.5, first_locked, None)),
+               threading.Thread(target=define, args=("second", 0, None, first_locked))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not errors, errors
+    with Session(engine) as s:
+        settings = s.scalar(sa.select(Tenant.settings).where(Tenant.id == tenant_id))
+        s.rollback()
+    assert set(settings["custom_field_schemas"]["lead"]["properties"]) == {"first", "second"}

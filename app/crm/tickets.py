@@ -153,15 +153,22 @@ def _member_ids(session: Session) -> set[uuid.UUID]:
             if m.is_active}
 
 
-def _check(session: Session, ticket: Ticket) -> None:
+def _check(session: Session, ticket: Ticket, changed: set[str] | None = None) -> None:
+    """Check the ticket's fields; on an update only the ``changed`` links, so a ticket
+    whose account was deleted or whose assignee left can still be worked on."""
+
+    def check(name: str) -> bool:
+        return changed is None or name in changed
+
     if not (ticket.subject or "").strip():
         raise TicketError("the ticket needs a subject", "subject")
     ticket.subject = ticket.subject.strip()
     if ticket.priority not in PRIORITIES:
         raise TicketError(f"priority is one of: {', '.join(PRIORITIES)}", "priority")
-    if ticket.account_id is not None and get_account(session, ticket.account_id) is None:
+    if (check("account_id") and ticket.account_id is not None
+            and get_account(session, ticket.account_id) is None):
         raise TicketError("no such account", "account_id")
-    if ticket.contact_id is not None:
+    if ticket.contact_id is not None and (check("contact_id") or check("account_id")):
         contact = get_contact(session, ticket.contact_id)
         if contact is None:
             raise TicketError("no such contact", "contact_id")
@@ -169,7 +176,8 @@ def _check(session: Session, ticket: Ticket) -> None:
             ticket.account_id = contact.account_id
         elif contact.account_id is not None and contact.account_id != ticket.account_id:
             raise TicketError("the contact belongs to another account", "contact_id")
-    if ticket.assignee_id is not None and ticket.assignee_id not in _member_ids(session):
+    if (check("assignee_id") and ticket.assignee_id is not None
+            and ticket.assignee_id not in _member_ids(session)):
         raise TicketError("the assignee must be an active member of this company",
                           "assignee_id")
 
@@ -198,12 +206,15 @@ def get_ticket(session: Session, ticket_id: uuid.UUID) -> Ticket | None:
 
 def update_ticket(session: Session, ticket: Ticket, changes: Mapping[str, Any]) -> Ticket:
     """Change fields and/or ``status`` (by the transition rules) and ``custom``."""
+    changed = set()
     for key, value in changes.items():
         if key in FIELDS:
             if key in ("subject", "priority") and value is None:
                 raise TicketError(f"{key} cannot be empty", key)
+            if getattr(ticket, key) != value:
+                changed.add(key)
             setattr(ticket, key, value)
-    _check(session, ticket)
+    _check(session, ticket, changed)
     if "custom" in changes:
         ticket.custom = custom_fields.merge_custom(session, "ticket", ticket.custom,
                                                    changes["custom"] or {})

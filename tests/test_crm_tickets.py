@@ -82,6 +82,11 @@ def test_status_transitions(tenant_factory, as_tenant, db_session):
         assert ticket.resolved_at is not None and ticket.closed_at is not None
         with pytest.raises(TicketError, match="only by an administrator"):
             tickets.change_status(s, ticket, "open")
+        with pytest.raises(TicketError, match="a closed ticket cannot be changed"):
+            tickets.update_ticket(s, ticket, {"subject": "Still broken"})
+        with pytest.raises(TicketError, match="no more comments"):
+            tickets.add_comment(s, ticket, "hello?")
+        tickets.update_ticket(s, ticket, {"subject": ticket.subject})  # no change: fine
         with pytest.raises(TicketError, match="status is one of"):
             tickets.change_status(s, ticket, "deleted")
         assert tickets.allowed_statuses(ticket) == []

@@ -6,9 +6,11 @@ on the values and on the timestamps that go with them:
 * ``open`` <-> ``pending`` (waiting on the customer), either -> ``resolved`` or
   ``closed``;
 * ``resolved`` -> ``open`` (the customer came back) or ``closed``;
-* ``closed`` is final for staff. Only a tenant administrator (``tenant:write``) may
-  reopen a closed ticket, to ``open``: closing is what reports count, so undoing
-  it is an exception, and the audit log records who did it.
+* ``closed`` is final for staff: no status change, no field change, no comment.
+  Only a tenant administrator (``tenant:write``) may reopen a closed ticket, to
+  ``open``: closing is what reports count, so undoing it is an exception, and the
+  audit log records who did it. A customer who comes back after closing gets a
+  new ticket.
 
 ``resolved_at`` is set on the way into resolved/closed (kept when a resolved ticket
 is closed) and cleared on reopening; ``closed_at`` likewise for closed.
@@ -206,6 +208,10 @@ def get_ticket(session: Session, ticket_id: uuid.UUID) -> Ticket | None:
 
 def update_ticket(session: Session, ticket: Ticket, changes: Mapping[str, Any]) -> Ticket:
     """Change fields and/or ``status`` (by the transition rules) and ``custom``."""
+    if ticket.status == "closed" and any(
+            k in FIELDS or k == "custom" for k in changes if changes[k] != getattr(ticket, k)):
+        raise TicketError("a closed ticket cannot be changed; an administrator may reopen it",
+                          "status")
     changed = set()
     for key, value in changes.items():
         if key in FIELDS:
@@ -295,6 +301,8 @@ def list_tickets(session: Session, *, status: str | None = None, priority: str |
 def add_comment(session: Session, ticket: Ticket, body: str, *, internal: bool = False
                 ) -> TicketComment:
     """Append a comment; the first public one stamps the ticket's first response."""
+    if ticket.status == "closed":
+        raise TicketError("a closed ticket takes no more comments", "body")
     clean = (body or "").strip()
     if not clean:
         raise TicketError("the comment is empty", "body")

@@ -113,8 +113,12 @@ def register_blueprints(app: Flask) -> None:
     from .billing import api as _billing_api  # noqa: F401 - registers its routes on bp
     from .billing.views import bp as billing_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
+    from .crm import custom_fields_api as _crm_custom_fields_api  # noqa: F401 - on bp
     from .crm import pipeline_api as _crm_pipeline_api  # noqa: F401 - its routes on bp
+    from .crm import tickets_api as _crm_tickets_api  # noqa: F401 - on bp
+    from .crm.custom_fields_views import bp as crm_custom_fields_bp
     from .crm.pipeline_views import bp as pipeline_bp
+    from .crm.tickets_views import bp as crm_tickets_bp
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
@@ -142,6 +146,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(hr_bp)
     app.register_blueprint(sales_bp)
     app.register_blueprint(billing_bp)
+    app.register_blueprint(crm_tickets_bp)
+    app.register_blueprint(crm_custom_fields_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)

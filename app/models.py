@@ -4,7 +4,9 @@ from app.api import idempotency as idempotency_models  # noqa: F401
 from app.api import tokens as api_token_models  # noqa: F401
 from app.audit import models as audit_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401
+from app.crm import custom_fields as crm_custom_field_models  # noqa: F401
 from app.crm import models as crm_models  # noqa: F401
+from app.crm import tickets as crm_ticket_models  # noqa: F401
 from app.events import models as event_models  # noqa: F401
 from app.hr import models as hr_models  # noqa: F401
 from app.inventory import models as inventory_models  # noqa: F401

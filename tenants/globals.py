@@ -41,6 +41,8 @@ AUDITED_SCHEMAS: tuple[str, ...] = (
 UNAUDITED_TABLES: dict[str, str] = {
     "core.tenants": "the tenant registry; changes are operator actions logged by the CLI",
     "core.users": "global identities with no tenant to file the entry under",
+    "crm.custom_values": "a search index of the custom jsonb columns, rebuilt from them by a "
+    "trigger; the columns themselves are audited on their own tables",
     "core.idempotency_keys": "request bookkeeping of API POSTs; the effects they guard are "
     "audited themselves",
 }

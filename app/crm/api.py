@@ -1,7 +1,8 @@
 """``/api/v1/accounts`` and ``/api/v1/contacts``.
 
 Lists are paged (``page``, ``per_page`` up to 200) with ``total``, filtered
-(``q``, ``owner_id``, ``updated_since``; contacts also ``account_id`` and ``email``)
+(``q``, ``owner_id``, ``updated_since``, ``custom.<key>=value``; contacts also
+``account_id`` and ``email``)
 and sorted (``sort=name|-name|updated_at|-updated_at|created_at|-created_at``).
 Another tenant's id answers 404, exactly like an id that does not exist.
 """
@@ -13,7 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Literal
 
-from flask import jsonify
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, EmailStr, Field
 
@@ -21,11 +22,11 @@ from app.api import bp
 from app.api.auth import api_auth
 from app.api.idempotency import idempotent
 from app.api.openapi import doc
-from app.api.validation import Input, parse_body, parse_query
+from app.api.validation import Input, parse_body, validate
 from app.db import db
 from app.errors import ApiError
 
-from . import services
+from . import custom_fields, services
 from .models import Account, Contact
 
 Sort = Literal["name", "-name", "updated_at", "-updated_at", "created_at", "-created_at"]
@@ -55,6 +56,7 @@ class AccountIn(Input):
     payment_terms_days: int = Field(default=30, ge=0, le=365)
     credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=19, decimal_places=4)
     owner_id: uuid.UUID | None = None
+    custom: dict[str, Any] | None = None
 
 
 class AccountPatch(Input):
@@ -67,6 +69,7 @@ class AccountPatch(Input):
     payment_terms_days: int | None = Field(default=None, ge=0, le=365)
     credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=19, decimal_places=4)
     owner_id: uuid.UUID | None = None
+    custom: dict[str, Any] | None = None
 
 
 class ContactIn(Input):
@@ -77,6 +80,7 @@ class ContactIn(Input):
     title: str = Field(default="", max_length=100)
     account_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = None
+    custom: dict[str, Any] | None = None
 
 
 class ContactPatch(Input):
@@ -87,6 +91,7 @@ class ContactPatch(Input):
     title: str | None = Field(default=None, max_length=100)
     account_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = None
+    custom: dict[str, Any] | None = None
 
 
 class AccountOut(BaseModel):
@@ -101,6 +106,7 @@ class AccountOut(BaseModel):
     credit_limit: str | None = Field(description="Decimal as a string")
     currency: str
     owner_id: uuid.UUID | None
+    custom: dict[str, Any] = Field(default_factory=dict, description="Custom field values")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -114,6 +120,7 @@ class ContactOut(BaseModel):
     title: str
     account_id: uuid.UUID | None
     owner_id: uuid.UUID | None
+    custom: dict[str, Any] = Field(default_factory=dict, description="Custom field values")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -138,7 +145,7 @@ def account_out(a: Account) -> dict[str, Any]:
         "website": a.website, "billing_address": a.billing_address,
         "shipping_address": a.shipping_address, "payment_terms_days": a.payment_terms_days,
         "credit_limit": services.money(a.credit_limit), "currency": a.currency,
-        "owner_id": str(a.owner_id) if a.owner_id else None,
+        "owner_id": str(a.owner_id) if a.owner_id else None, "custom": a.custom or {},
         "created_at": a.created_at.isoformat(), "updated_at": a.updated_at.isoformat(),
     }
 
@@ -148,7 +155,7 @@ def contact_out(c: Contact) -> dict[str, Any]:
         "id": str(c.id), "first_name": c.first_name, "last_name": c.last_name,
         "email": c.email, "phone": c.phone, "title": c.title,
         "account_id": str(c.account_id) if c.account_id else None,
-        "owner_id": str(c.owner_id) if c.owner_id else None,
+        "owner_id": str(c.owner_id) if c.owner_id else None, "custom": c.custom or {},
         "created_at": c.created_at.isoformat(), "updated_at": c.updated_at.isoformat(),
     }
 
@@ -160,10 +167,24 @@ def _id(raw: str) -> uuid.UUID:
         raise ApiError(404, "not found") from None
 
 
-def _service_error(exc: services.CrmError) -> ApiError:
+def _service_error(exc: services.CrmError | custom_fields.CustomFieldError) -> ApiError:
+    if isinstance(exc, custom_fields.CustomFieldError):
+        return ApiError(422, str(exc), "invalid", exc.fields)
     if isinstance(exc, services.Duplicate):
         return ApiError(409, str(exc), "duplicate", {"id": str(exc.existing_id)})
     return ApiError(422, str(exc), "invalid", {exc.field or "body": str(exc)})
+
+
+def _list(model: type[Input], list_: Any, out: Any) -> ResponseReturnValue:
+    """Parse the query (``custom.<key>=value`` filters apart: the keys are the
+    tenant's), list and page."""
+    custom, rest = custom_fields.filter_params(request.args.to_dict())
+    query = validate(model, rest)
+    try:
+        page = list_(db.session, custom=custom, **query.model_dump())
+    except custom_fields.CustomFieldError as exc:
+        raise _service_error(exc) from None
+    return _page(page, out)
 
 
 def _page(page: services.Page, out: Any) -> ResponseReturnValue:
@@ -182,7 +203,7 @@ def _create(model: type[Input], create: Any, out: Any) -> ResponseReturnValue:
     body = parse_body(model)
     try:
         record = create(db.session, body.model_dump())
-    except services.CrmError as exc:
+    except (services.CrmError, custom_fields.CustomFieldError) as exc:
         raise _service_error(exc) from None
     return jsonify(out(record)), 201
 
@@ -191,7 +212,7 @@ def _patch(record: Any, model: type[Input], update: Any, out: Any) -> ResponseRe
     changes = parse_body(model).model_dump(exclude_unset=True)
     try:
         update(db.session, record, changes)
-    except services.CrmError as exc:
+    except (services.CrmError, custom_fields.CustomFieldError) as exc:
         db.session.rollback()
         raise _service_error(exc) from None
     db.session.commit()
@@ -211,8 +232,7 @@ def _delete(record: Any, delete: Any) -> ResponseReturnValue:
 @api_auth("crm:read")
 @doc(summary="List accounts", query=ListQuery, response=AccountPage)
 def list_accounts() -> ResponseReturnValue:
-    query = parse_query(ListQuery)
-    return _page(services.list_accounts(db.session, **query.model_dump()), account_out)
+    return _list(ListQuery, services.list_accounts, account_out)
 
 
 @bp.post("/accounts")
@@ -254,8 +274,7 @@ def delete_account(account_id: str) -> ResponseReturnValue:
 @api_auth("crm:read")
 @doc(summary="List contacts", query=ContactListQuery, response=ContactPage)
 def list_contacts() -> ResponseReturnValue:
-    query = parse_query(ContactListQuery)
-    return _page(services.list_contacts(db.session, **query.model_dump()), contact_out)
+    return _list(ContactListQuery, services.list_contacts, contact_out)
 
 
 @bp.post("/contacts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -37,6 +39,9 @@ class Account(TenantScoped, Base):
               func.coalesce(text("domain"), ""), unique=True,
               postgresql_where=text("deleted_at IS NULL")),
         Index("ix_accounts_tenant_id_updated_at", "tenant_id", "updated_at"),
+        CheckConstraint("jsonb_typeof(custom) = 'object'", name="custom_object"),
+        Index("ix_accounts_custom", "custom", postgresql_using="gin",
+              postgresql_ops={"custom": "jsonb_path_ops"}),
         {"schema": "crm"},
     )
 
@@ -52,6 +57,9 @@ class Account(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("core.users.id"))
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Tenant-defined fields, validated by app.crm.custom_fields on every write.
+    custom: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"),
+                                                   default=dict)
 
 
 class Contact(TenantScoped, Base):
@@ -63,6 +71,9 @@ class Contact(TenantScoped, Base):
               unique=True, postgresql_where=text("deleted_at IS NULL AND email IS NOT NULL")),
         Index("ix_contacts_tenant_id_account_id", "tenant_id", "account_id"),
         Index("ix_contacts_tenant_id_updated_at", "tenant_id", "updated_at"),
+        CheckConstraint("jsonb_typeof(custom) = 'object'", name="custom_object"),
+        Index("ix_contacts_custom", "custom", postgresql_using="gin",
+              postgresql_ops={"custom": "jsonb_path_ops"}),
         {"schema": "crm"},
     )
 
@@ -74,6 +85,9 @@ class Contact(TenantScoped, Base):
     title: Mapped[str] = mapped_column(String(100), server_default="")
     owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("core.users.id"))
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Tenant-defined fields, validated by app.crm.custom_fields on every write.
+    custom: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"),
+                                                   default=dict)
 
 
 # --- pipeline (migration 0502) ------------------------------------------------------------

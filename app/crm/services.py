@@ -25,6 +25,7 @@ from app.db import utcnow
 from app.money import UnknownCurrency, validate_currency
 from tenants import services as tenant_services
 
+from . import custom_fields
 from .models import Account, Contact
 
 LEGAL_FORMS = {
@@ -132,6 +133,7 @@ def create_account(session: Session, data: dict[str, Any]) -> Account:
     account.normalized_name = normalize_name(name)
     account.domain = domain_of(account.website)
     check_owner(session, account.owner_id)
+    account.custom = custom_fields.validate_custom(session, "account", data.get("custom"))
     _check_account_duplicate(session, account)
     session.add(account)
     _flush_account(session, account)
@@ -153,6 +155,9 @@ def update_account(session: Session, account: Account, changes: dict[str, Any]) 
         account.name = changes["name"].strip()
     if "currency" in changes:
         account.currency = _currency(changes["currency"])
+    if "custom" in changes:
+        account.custom = custom_fields.merge_custom(session, "account", account.custom,
+                                                    changes["custom"] or {})
     account.normalized_name = normalize_name(account.name)
     account.domain = domain_of(account.website)
     check_owner(session, account.owner_id)
@@ -169,8 +174,13 @@ def delete_account(session: Session, account: Account) -> None:
 
 def list_accounts(session: Session, *, q: str | None = None, owner_id: uuid.UUID | None = None,
                   updated_since: dt.datetime | None = None, sort: str = "name", page: int = 1,
-                  per_page: int = 50) -> Page:
+                  per_page: int = 50, custom: dict[str, str] | None = None) -> Page:
+    """``custom``: raw text filters by custom-field key (checked, then matched on
+    ``crm.custom_values``; see ``custom_fields``)."""
     query = select(Account).where(Account.deleted_at.is_(None))
+    if custom:
+        query = query.where(custom_fields.custom_filter(
+            Account, custom_fields.parse_filters(session, "account", custom)))
     if q:
         query = query.where(Account.normalized_name.contains(normalize_name(q)))
     if owner_id:
@@ -222,6 +232,7 @@ def create_contact(session: Session, data: dict[str, Any]) -> Contact:
         raise CrmError("the contact needs a last name", "last_name")
     contact = Contact(**{k: v for k, v in data.items() if k in CONTACT_FIELDS})
     contact.email = (contact.email or "").strip() or None
+    contact.custom = custom_fields.validate_custom(session, "contact", data.get("custom"))
     _check_contact(session, contact)
     session.add(contact)
     _flush_contact(session, contact)
@@ -240,6 +251,9 @@ def update_contact(session: Session, contact: Contact, changes: dict[str, Any]) 
     if not (contact.last_name or "").strip():
         raise CrmError("the contact needs a last name", "last_name")
     contact.email = (contact.email or "").strip() or None
+    if "custom" in changes:
+        contact.custom = custom_fields.merge_custom(session, "contact", contact.custom,
+                                                    changes["custom"] or {})
     _check_contact(session, contact)
     _flush_contact(session, contact)
     return contact
@@ -253,8 +267,11 @@ def delete_contact(session: Session, contact: Contact) -> None:
 def list_contacts(session: Session, *, q: str | None = None, account_id: uuid.UUID | None = None,
                   email: str | None = None, owner_id: uuid.UUID | None = None,
                   updated_since: dt.datetime | None = None, sort: str = "name", page: int = 1,
-                  per_page: int = 50) -> Page:
+                  per_page: int = 50, custom: dict[str, str] | None = None) -> Page:
     query = select(Contact).where(Contact.deleted_at.is_(None))
+    if custom:
+        query = query.where(custom_fields.custom_filter(
+            Contact, custom_fields.parse_filters(session, "contact", custom)))
     if q:
         like = f"%{q.lower()}%"
         query = query.where(func.lower(Contact.first_name + " " + Contact.last_name).like(like))

@@ -19,7 +19,14 @@ from app.money import CURRENCIES
 from app.portal.tenancy import requires, tenant_blueprint
 from app.portal.views import NAV
 
-from . import services
+from . import custom_fields, services
+from .custom_fields_views import (
+    attach_errors,
+    custom_data,
+    fill_custom,
+    list_filter,
+    with_custom_fields,
+)
 
 bp = tenant_blueprint("crm", __name__, "/crm", template_folder="templates")
 NAV.append(("Accounts", "crm.accounts", "crm:read", 10))
@@ -75,6 +82,23 @@ def _list_args() -> dict[str, Any]:
             "per_page": PER_PAGE}
 
 
+def _filtered(list_: Callable[..., services.Page], entity: str, args: dict[str, Any]
+              ) -> tuple[services.Page, dict[str, Any]]:
+    """List with the page's custom-field filter; a bad filter shows a message."""
+    custom, shown = list_filter(db.session, entity)
+    try:
+        return list_(db.session, custom=custom, **args), shown
+    except custom_fields.CustomFieldError as exc:
+        shown["error"] = "; ".join(f"{k.removeprefix('custom.')}: {v}"
+                                   for k, v in exc.fields.items())
+        return services.Page([], 0, 1, args["per_page"]), shown
+
+
+def _shown(args: dict[str, Any], cf: dict[str, Any]) -> dict[str, Any]:
+    """List arguments for links (sort, pages) with the custom filter carried along."""
+    return {**args, "cf": cf["cf"], "cv": cf["cv"]}
+
+
 def _duplicate_message(exc: services.Duplicate, endpoint: str, key: str) -> Markup:
     link = url_for(endpoint, **{key: exc.existing_id})
     return Markup('{} <a href="{}">Open the existing record</a>.').format(escape(str(exc)),
@@ -87,6 +111,7 @@ def _account_data(form: AccountForm) -> dict[str, Any]:
         "billing_address", "shipping_address")}
     for text_field in ("website", "industry", "billing_address", "shipping_address"):
         data[text_field] = data[text_field] or ""
+    data["custom"] = custom_data(form)
     return data
 
 
@@ -101,6 +126,9 @@ def _save(form: FlaskForm, save: Callable[[], Any], *, duplicate_field: str,
     except services.Duplicate as exc:
         db.session.rollback()
         getattr(form, duplicate_field).errors.append(_duplicate_message(exc, detail, key))
+    except custom_fields.CustomFieldError as exc:
+        db.session.rollback()
+        attach_errors(form, exc, default_field)
     except services.CrmError as exc:
         db.session.rollback()
         getattr(form, exc.field or default_field).errors.append(str(exc))
@@ -118,14 +146,16 @@ def _save(form: FlaskForm, save: Callable[[], Any], *, duplicate_field: str,
 @requires("crm:read")
 def accounts() -> ResponseReturnValue:
     args = _list_args()
-    page = services.list_accounts(db.session, **args)
-    return render_template("crm/accounts.html", page=page, args=args)
+    page, cf = _filtered(services.list_accounts, "account", args)
+    return render_template("crm/accounts.html", page=page, args=_shown(args, cf), cf=cf), (
+        422 if cf.get("error") else 200)
 
 
 @bp.route("/accounts/new", methods=["GET", "POST"])
 @requires("crm:write")
 def new_account() -> ResponseReturnValue:
-    form = AccountForm(currency=g.tenant.base_currency)
+    form = with_custom_fields(AccountForm, db.session, "account")(
+        currency=g.tenant.base_currency)
     done = _save(form, lambda: services.create_account(db.session, _account_data(form)),
                  **ACCOUNT_SAVE, message="Account created.")
     if done:
@@ -141,7 +171,8 @@ def account(account_id: str) -> ResponseReturnValue:
     if found is None:
         abort(404)
     contacts = services.list_contacts(db.session, account_id=found.id, per_page=200).items
-    return render_template("crm/account.html", account=found, contacts=contacts)
+    return render_template("crm/account.html", account=found, contacts=contacts,
+                           definitions=custom_fields.list_definitions(db.session, "account"))
 
 
 @bp.route("/accounts/<account_id>/edit", methods=["GET", "POST"])
@@ -150,7 +181,9 @@ def edit_account(account_id: str) -> ResponseReturnValue:
     found = services.get_account(db.session, _uuid(account_id))
     if found is None:
         abort(404)
-    form = AccountForm(obj=found)
+    form = with_custom_fields(AccountForm, db.session, "account")(obj=found)
+    if request.method == "GET":
+        fill_custom(form, found.custom)
     done = _save(form, lambda: services.update_account(db.session, found, _account_data(form)),
                  **ACCOUNT_SAVE, message="Account saved.")
     if done:
@@ -177,14 +210,15 @@ def delete_account(account_id: str) -> ResponseReturnValue:
 # --- contacts ------------------------------------------------------------------------------
 
 
-def _contact_form(obj: Any = None) -> ContactForm:
-    form = ContactForm(obj=obj)
+def _contact_form(obj: Any = None) -> FlaskForm:
+    form = with_custom_fields(ContactForm, db.session, "contact")(obj=obj)
     choices = [SelectChoice("", "(no account)")]
     choices += [SelectChoice(str(a.id), a.name)
                 for a in services.list_accounts(db.session, per_page=200).items]
     form.account_id.choices = choices
     if obj is not None and request.method == "GET":
         form.account_id.data = str(obj.account_id) if obj.account_id else ""
+        fill_custom(form, obj.custom)
     return form
 
 
@@ -192,16 +226,19 @@ def _contact_data(form: ContactForm) -> dict[str, Any]:
     return {"first_name": form.first_name.data or "", "last_name": form.last_name.data,
             "email": form.email.data or None, "phone": form.phone.data or "",
             "title": form.title.data or "",
-            "account_id": uuid.UUID(form.account_id.data) if form.account_id.data else None}
+            "account_id": uuid.UUID(form.account_id.data) if form.account_id.data else None,
+            "custom": custom_data(form)}
 
 
 @bp.get("/contacts")
 @requires("crm:read")
 def contacts() -> ResponseReturnValue:
     args = _list_args()
-    page = services.list_contacts(db.session, **args)
+    page, cf = _filtered(services.list_contacts, "contact", args)
     names = {a.id: a.name for a in services.list_accounts(db.session, per_page=200).items}
-    return render_template("crm/contacts.html", page=page, args=args, account_names=names)
+    return render_template("crm/contacts.html", page=page, args=_shown(args, cf),
+                           account_names=names,
+                           cf=cf), 422 if cf.get("error") else 200
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])
@@ -225,7 +262,8 @@ def contact(contact_id: str) -> ResponseReturnValue:
     if found is None:
         abort(404)
     account_row = services.get_account(db.session, found.account_id) if found.account_id else None
-    return render_template("crm/contact.html", contact=found, account=account_row)
+    return render_template("crm/contact.html", contact=found, account=account_row,
+                           definitions=custom_fields.list_definitions(db.session, "contact"))
 
 
 @bp.route("/contacts/<contact_id>/edit", methods=["GET", "POST"])

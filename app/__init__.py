@@ -107,11 +107,14 @@ def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .api import members as _api_members  # noqa: F401 - registers its routes on bp
     from .api.token_views import bp as api_tokens_bp
+    from .auth.log_views import bp as security_log_bp
     from .auth.views import bp as auth_bp
     from .crm import api as _crm_api  # noqa: F401 - registers its routes on bp
     from .crm.views import bp as crm_bp
     from .events.views import bp as events_bp
     from .events.webhook_views import bp as webhooks_bp
+    from .oauth.server import init_oauth
+    from .oauth.views import bp as api_clients_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
 
@@ -122,4 +125,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(api_clients_bp)
+    app.register_blueprint(security_log_bp)
     app.register_blueprint(api_bp)
+    init_oauth(app)

@@ -325,6 +325,45 @@ def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
     click.echo(value)
 
 
+@main.group("api-client")
+def api_client() -> None:
+    """OAuth API clients (client credentials) of a tenant."""
+
+
+@api_client.command("create", short_help="Create an OAuth API client; prints JSON.")
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--scopes", required=True,
+              help='Space-separated scopes (permission names), e.g. "crm:read crm:write".')
+@click.option("--name", default="cli", show_default=True, help="What will use the client.")
+@with_settings
+def api_client_create(settings: Settings, slug: str, scopes: str, name: str) -> None:
+    """Create a client of TENANT and print its id and secret (shown only now) as JSON.
+
+    The operator acts as the platform: any scope may be granted (the ceiling is the
+    owner role, which holds every permission).
+    """
+    from app.oauth import services as oauth
+    from tenants.context import tenant_scope
+    from tenants.permissions import permissions_for
+
+    from .db import db as database
+
+    with _app_context(settings):
+        ctx = _tenant_ctx(slug)
+        with tenant_scope(ctx):
+            try:
+                client, secret = oauth.create_client(
+                    database.session, name=name, scopes=scopes, created_by=None,
+                    ceiling=permissions_for(["owner"]))
+            except oauth.OAuthClientError as exc:
+                _fail(str(exc))
+            out = {"client_id": client.client_id, "client_secret": secret,
+                   "name": client.name, "scopes": list(client.scopes), "tenant": slug,
+                   "token_endpoint": f"{settings.base_url}/oauth/token"}
+            database.session.commit()
+    click.echo(json.dumps(out))
+
+
 @main.group()
 def audit() -> None:
     """Verify the tamper-evident audit trail."""

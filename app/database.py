@@ -241,7 +241,8 @@ def apply_privileges(conn: psycopg.Connection, app: RoleSpec, analytics: RoleSpe
     conn.execute(sql.SQL("GRANT SELECT ON public.alembic_version TO {}, {}").format(a, r))
 
 
-APPEND_ONLY_TABLES: list[str] = ["audit.log", "audit.seals", "inventory.stock_moves"]
+APPEND_ONLY_TABLES: list[str] = ["audit.log", "audit.seals", "inventory.stock_moves",
+                                  "core.security_events"]
 
 
 # --- migrations -------------------------------------------------------------------------

@@ -41,6 +41,10 @@ AUDITED_SCHEMAS: tuple[str, ...] = (
 UNAUDITED_TABLES: dict[str, str] = {
     "core.tenants": "the tenant registry; changes are operator actions logged by the CLI",
     "core.users": "global identities with no tenant to file the entry under",
+    "core.security_events": "itself an append-only log of sign-ins and security changes; "
+    "auditing it would copy every row",
+    "core.oauth_tokens": "short-lived access token bookkeeping; the API clients that may get "
+    "tokens are audited, refusals go to core.security_events",
     "core.idempotency_keys": "request bookkeeping of API POSTs; the effects they guard are "
     "audited themselves",
 }

@@ -30,9 +30,16 @@ def me() -> ResponseReturnValue:
     from .auth import authenticate
 
     ctx = authenticate()
+    if g.api_client is not None:
+        token = {"type": "oauth", "client_id": g.api_client.client_id,
+                 "name": g.api_client.name}
+    else:
+        token = {"type": "personal", "id": str(g.api_token.id), "name": g.api_token.name}
+    scopes = g.get("token_scopes")
     return jsonify(
         tenant={"id": str(ctx.tenant_id), "slug": ctx.tenant_slug, "name": g.tenant.name,
                 "base_currency": g.tenant.base_currency},
-        user_id=str(ctx.user_id), token={"id": str(g.api_token.id), "name": g.api_token.name},
+        user_id=str(ctx.user_id) if ctx.user_id else None, token=token,
         roles=sorted(ctx.roles), permissions=sorted(ctx.permissions),
+        scopes=sorted(scopes) if scopes is not None else None,
     )

@@ -299,8 +299,11 @@ def token() -> None:
 @click.option("--tenant", "slug", required=True, help="Tenant slug.")
 @click.option("--user", "email", required=True, help="Email of a member of that tenant.")
 @click.option("--name", default="cli", show_default=True, help="What will use the token.")
+@click.option("--scopes", default="",
+              help='Limit the token to these scopes, e.g. "crm:read" (default: all of the '
+                   "user's permissions).")
 @with_settings
-def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
+def token_create(settings: Settings, slug: str, email: str, name: str, scopes: str) -> None:
     """Create an API token acting as USER in TENANT; prints only the token."""
     from app.api import tokens
     from tenants import services
@@ -318,7 +321,7 @@ def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
         database.session.commit()
         with tenant_scope(ctx):
             try:
-                _, value = tokens.create_token(database.session, found.id, name)
+                _, value = tokens.create_token(database.session, found.id, name, scopes)
             except tokens.TokenError as exc:
                 _fail(str(exc))
             database.session.commit()
@@ -327,7 +330,7 @@ def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
 
 @main.group("api-client")
 def api_client() -> None:
-    """OAuth API clients (client credentials) of a tenant."""
+    """Create OAuth API clients of a tenant."""
 
 
 @api_client.command("create", short_help="Create an OAuth API client; prints JSON.")

@@ -385,3 +385,8 @@ def test_cli_creates_a_client_printing_json(app, database, tmp_path):
     bad = CliRunner().invoke(main, ["api-client", "create", "--tenant", t.slug, "--scopes",
                                     "crm:read nope"], env=env)
     assert bad.exit_code == 2 and "unknown scope" in bad.output
+    personal = CliRunner().invoke(main, ["token", "create", "--tenant", t.slug, "--user",
+                                         t.owner.email, "--scopes", "crm:read"], env=env)
+    assert personal.exit_code == 0, personal.output
+    me = client.get("/api/v1/me", headers=_bearer(personal.output.strip())).get_json()
+    assert me["scopes"] == ["crm:read"]

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import DateTime, ForeignKey, String, func, insert, or_, select, text
+from sqlalchemy import DateTime, ForeignKey, Index, String, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -42,7 +42,12 @@ KINDS: dict[str, str] = {
 
 class SecurityEvent(TenantKey, Base):
     __tablename__ = "security_events"
-    __table_args__ = {"schema": "core"}
+    # Newest first, all or of one kind: btree indexes read backwards just as well.
+    __table_args__ = (
+        Index("ix_security_events_tenant_id_at", "tenant_id", "at"),
+        Index("ix_security_events_tenant_id_kind_at", "tenant_id", "kind", "at"),
+        {"schema": "core"},
+    )
 
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True),
                                             server_default=func.now())

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     LargeBinary,
     String,
     UniqueConstraint,
@@ -49,6 +50,7 @@ class OAuthToken(TenantScoped, Base):
         UniqueConstraint("tenant_id", "token_hash"),
         ForeignKeyConstraint(["tenant_id", "client_id"],
                              ["core.api_clients.tenant_id", "core.api_clients.id"]),
+        Index("ix_oauth_tokens_tenant_id_client_id", "tenant_id", "client_id"),
         {"schema": "core"},
     )
 

@@ -94,9 +94,9 @@ def upgrade() -> None:
         schema="core",
     )
     op.create_index("ix_security_events_tenant_id_at", "security_events",
-                    ["tenant_id", sa.text("at DESC")], schema="core")
+                    ["tenant_id", "at"], schema="core")
     op.create_index("ix_security_events_tenant_id_kind_at", "security_events",
-                    ["tenant_id", "kind", sa.text("at DESC")], schema="core")
+                    ["tenant_id", "kind", "at"], schema="core")
     enable_tenant_rls(op, "core.security_events")
 
 

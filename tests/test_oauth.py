@@ -390,3 +390,14 @@ def test_cli_creates_a_client_printing_json(app, database, tmp_path):
     assert personal.exit_code == 0, personal.output
     me = client.get("/api/v1/me", headers=_bearer(personal.output.strip())).get_json()
     assert me["scopes"] == ["crm:read"]
+
+
+def test_token_minutes_setting_is_coerced():
+    from app.settings import SettingsError, load_settings
+
+    base = {"SECRET_KEY": "s" * 40}
+    assert load_settings(base).oauth_token_minutes == 10
+    assert load_settings({**base, "ERP_OAUTH_TOKEN_MINUTES": "5"}).oauth_token_minutes == 5
+    for bad in ("0", "61", "ten", "-1"):
+        with pytest.raises(SettingsError, match="ERP_OAUTH_TOKEN_MINUTES"):
+            load_settings({**base, "ERP_OAUTH_TOKEN_MINUTES": bad})

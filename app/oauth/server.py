@@ -219,10 +219,7 @@ def _finish(response: Response, endpoint: str) -> Response:
     db.session.rollback()
     tenant = g.get("oauth_tenant") or _tenant_named_by_request()
     if tenant is not None:
-        try:
-            error = (response.get_json(silent=True) or {}).get("error", "")
-        except ValueError:
-            error = ""
+        error = (response.get_json(silent=True) or {}).get("error", "")
         security_log.record(db.session, "oauth.token_failed", tenant_id=tenant.id,
                             detail={"client_id": g.get("oauth_client_id"),
                                     "endpoint": endpoint, "error": error,

@@ -109,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import members as _api_members  # noqa: F401 - registers its routes on bp
     from .api.openapi import docs_bp as api_docs_bp
     from .api.token_views import bp as api_tokens_bp
+    from .auth.log_views import bp as security_log_bp
     from .auth.views import bp as auth_bp
     from .billing import api as _billing_api  # noqa: F401 - registers its routes on bp
     from .billing.views import bp as billing_bp
@@ -128,6 +129,8 @@ def register_blueprints(app: Flask) -> None:
     from .inventory.views import bp as inventory_bp
     from .ledger import api as _ledger_api  # noqa: F401 - registers its routes on bp
     from .ledger.views import bp as ledger_bp
+    from .oauth.server import init_oauth
+    from .oauth.views import bp as api_clients_bp
     from .ops import bp as ops_bp
     from .portal.views import bp as portal_bp
     from .purchasing import api as _purchasing_api  # noqa: F401 - registers its routes on bp
@@ -151,5 +154,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(api_clients_bp)
+    app.register_blueprint(security_log_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_docs_bp)
+    init_oauth(app)

@@ -299,8 +299,11 @@ def token() -> None:
 @click.option("--tenant", "slug", required=True, help="Tenant slug.")
 @click.option("--user", "email", required=True, help="Email of a member of that tenant.")
 @click.option("--name", default="cli", show_default=True, help="What will use the token.")
+@click.option("--scopes", default="",
+              help='Limit the token to these scopes, e.g. "crm:read" (default: all of the '
+                   "user's permissions).")
 @with_settings
-def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
+def token_create(settings: Settings, slug: str, email: str, name: str, scopes: str) -> None:
     """Create an API token acting as USER in TENANT; prints only the token."""
     from app.api import tokens
     from tenants import services
@@ -318,11 +321,50 @@ def token_create(settings: Settings, slug: str, email: str, name: str) -> None:
         database.session.commit()
         with tenant_scope(ctx):
             try:
-                _, value = tokens.create_token(database.session, found.id, name)
+                _, value = tokens.create_token(database.session, found.id, name, scopes)
             except tokens.TokenError as exc:
                 _fail(str(exc))
             database.session.commit()
     click.echo(value)
+
+
+@main.group("api-client")
+def api_client() -> None:
+    """Create OAuth API clients of a tenant."""
+
+
+@api_client.command("create", short_help="Create an OAuth API client; prints JSON.")
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--scopes", required=True,
+              help='Space-separated scopes (permission names), e.g. "crm:read crm:write".')
+@click.option("--name", default="cli", show_default=True, help="What will use the client.")
+@with_settings
+def api_client_create(settings: Settings, slug: str, scopes: str, name: str) -> None:
+    """Create a client of TENANT and print its id and secret (shown only now) as JSON.
+
+    The operator acts as the platform: any scope may be granted (the ceiling is the
+    owner role, which holds every permission).
+    """
+    from app.oauth import services as oauth
+    from tenants.context import tenant_scope
+    from tenants.permissions import permissions_for
+
+    from .db import db as database
+
+    with _app_context(settings):
+        ctx = _tenant_ctx(slug)
+        with tenant_scope(ctx):
+            try:
+                client, secret = oauth.create_client(
+                    database.session, name=name, scopes=scopes, created_by=None,
+                    ceiling=permissions_for(["owner"]))
+            except oauth.OAuthClientError as exc:
+                _fail(str(exc))
+            out = {"client_id": client.client_id, "client_secret": secret,
+                   "name": client.name, "scopes": list(client.scopes), "tenant": slug,
+                   "token_endpoint": f"{settings.base_url}/oauth/token"}
+            database.session.commit()
+    click.echo(json.dumps(out))
 
 
 @main.group()

@@ -242,7 +242,8 @@ def apply_privileges(conn: psycopg.Connection, app: RoleSpec, analytics: RoleSpe
 
 
 APPEND_ONLY_TABLES: list[str] = ["audit.log", "audit.seals", "inventory.stock_moves",
-                                  "crm.deal_stage_history", "crm.ticket_comments"]
+                                  "crm.deal_stage_history", "crm.ticket_comments",
+                                  "core.security_events"]
 
 
 # --- migrations -------------------------------------------------------------------------

@@ -40,8 +40,10 @@ class ApiError(Exception):
     """Raise from API code to answer with the standard error shape."""
 
     def __init__(self, status: int, message: str, code: str | None = None,
-                 fields: dict[str, Any] | None = None) -> None:
+                 fields: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.message = message
         self.code = code or CODES.get(status, "error")
@@ -49,7 +51,7 @@ class ApiError(Exception):
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/api"
+    return request.path.startswith(("/api/", "/oauth/")) or request.path == "/api"
 
 
 def json_error(status: int, message: str, code: str | None = None,
@@ -67,6 +69,7 @@ def register_error_handlers(app: Flask) -> None:
         response = json_error(exc.status, exc.message, exc.code, exc.fields)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="erp"'
+        response.headers.update(exc.headers)
         return response
 
     @app.errorhandler(HTTPException)

@@ -48,6 +48,8 @@ class Settings:
     proxy_hops: int = 0
     # Webhook endpoints on loopback/private networks are refused (SSRF) unless set.
     webhooks_allow_private: bool = False
+    # Lifetime of OAuth access tokens issued to API clients (client credentials).
+    oauth_token_minutes: int = 10
     log_level: str = "INFO"
     log_format: str = "text"
     testing: bool = False
@@ -168,6 +170,13 @@ def _hops(raw: str) -> int:
     return int(raw)
 
 
+def _token_minutes(raw: str) -> int:
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 60:
+        raise ValueError(f"ERP_OAUTH_TOKEN_MINUTES must be a whole number of minutes from 1 "
+                         f"to 60 (got {raw!r})")
+    return int(raw)
+
+
 def _queue_prefix(raw: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", raw):
         raise ValueError(f"ERP_QUEUE_PREFIX must be 1-31 of a-z, 0-9, _ (got {raw!r})")
@@ -244,6 +253,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     metrics_token = get("ERP_METRICS_TOKEN", _metrics_token)
     webhooks_allow_private = get("ERP_WEBHOOKS_ALLOW_PRIVATE",
                                  _bool("ERP_WEBHOOKS_ALLOW_PRIVATE"), False)
+    oauth_token_minutes = get("ERP_OAUTH_TOKEN_MINUTES", _token_minutes, 10)
     secret_key = get("SECRET_KEY", _secret_key)
 
     if problems:
@@ -272,5 +282,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         webhooks_allow_private=webhooks_allow_private,
         proxy_hops=proxy_hops,
         metrics_token=metrics_token,
+        oauth_token_minutes=oauth_token_minutes,
     )
     return replace(settings, **overrides) if overrides else settings

@@ -43,6 +43,10 @@ UNAUDITED_TABLES: dict[str, str] = {
     "core.users": "global identities with no tenant to file the entry under",
     "crm.custom_values": "a search index of the custom jsonb columns, rebuilt from them by a "
     "trigger; the columns themselves are audited on their own tables",
+    "core.security_events": "itself an append-only log of sign-ins and security changes; "
+    "auditing it would copy every row",
+    "core.oauth_tokens": "short-lived access token bookkeeping; the API clients that may get "
+    "tokens are audited, refusals go to core.security_events",
     "core.idempotency_keys": "request bookkeeping of API POSTs; the effects they guard are "
     "audited themselves",
 }

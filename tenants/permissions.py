@@ -51,9 +51,12 @@ PERMISSIONS: dict[str, str] = {
     "exceptions:retry": "Retry work from the exceptions queue",
     "webhooks:manage": "Configure outbound webhooks and replay deliveries",
     "tokens:manage": "See and revoke every member's API tokens",
+    "security:read": "Read the security log (sign-ins, role changes, API clients)",
 }
 
-_READ_ALL = {p for p in PERMISSIONS if p.endswith(":read")}
+# Read-only users see the business, not who signed in from where: the security log
+# is for owners and admins.
+_READ_ALL = {p for p in PERMISSIONS if p.endswith(":read")} - {"security:read"}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset(PERMISSIONS),

@@ -361,7 +361,21 @@ def add_member(
     with acting_in(session, tenant):
         session.add(membership)
         session.flush()
+        _security_event(session, tenant, "member.added", membership, roles=clean_roles)
     return membership, user, generated
+
+
+def _security_event(session: Session, tenant: Tenant, kind: str, membership: Membership,
+                    **detail: object) -> None:
+    """File a membership change in the tenant's security log: the actor is the
+    context's user (None from the CLI), the member is ``target_user_id``."""
+    from app.auth import security_log
+
+    ctx = current_context()
+    security_log.record(session, kind, tenant_id=tenant.id,
+                        user_id=ctx.user_id if ctx else None,
+                        detail={"membership_id": str(membership.id),
+                                "target_user_id": str(membership.user_id), **detail})
 
 
 class NoSuchMember(TenancyError):
@@ -388,9 +402,13 @@ def change_member_roles(
     membership = _locked_membership(session, tenant, membership_id)
     if "owner" in membership.roles and "owner" not in clean_roles:
         _require_another_owner(session, tenant, membership)
+    before = list(membership.roles)
     with acting_in(session, tenant):
         membership.roles = clean_roles
         session.flush()
+        if before != clean_roles:
+            _security_event(session, tenant, "member.roles_changed", membership,
+                            before=before, after=clean_roles)
     return membership
 
 
@@ -400,9 +418,13 @@ def set_member_active(
     membership = _locked_membership(session, tenant, membership_id)
     if not active and "owner" in membership.roles:
         _require_another_owner(session, tenant, membership)
+    changed = membership.is_active != active
     with acting_in(session, tenant):
         membership.is_active = active
         session.flush()
+        if changed:
+            _security_event(session, tenant, "member.enabled" if active else "member.disabled",
+                            membership)
     return membership
 
 

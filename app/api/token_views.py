@@ -26,7 +26,8 @@ def index() -> ResponseReturnValue:
     if request.method == "POST":
         try:
             _, new_token = tokens.create_token(db.session, g.ctx.user_id,
-                                               request.form.get("name", ""))
+                                               request.form.get("name", ""),
+                                               request.form.get("scopes", ""))
         except tokens.TokenError as exc:
             db.session.rollback()
             error, status = str(exc), 422

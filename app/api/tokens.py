@@ -15,8 +15,10 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import DateTime, ForeignKey, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, utcnow
@@ -37,6 +39,9 @@ class ApiToken(TenantScoped, Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Scopes (permission names) the token is limited to; NULL means all of its user's
+    # permissions. Either way the user's current roles are the ceiling.
+    scopes: Mapped[list[str] | None] = mapped_column(ARRAY(String(40)))
 
 
 class TokenError(ValueError):
@@ -47,16 +52,25 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def create_token(session: Session, user_id: uuid.UUID, name: str) -> tuple[ApiToken, str]:
+def create_token(session: Session, user_id: uuid.UUID, name: str,
+                 scopes: Iterable[str] | str | None = None) -> tuple[ApiToken, str]:
     """Create a token for ``user_id`` in the current tenant; return it and the token
-    string, which is never stored and cannot be shown again."""
+    string, which is never stored and cannot be shown again. ``scopes`` limits it
+    (same names as OAuth scopes); None or empty means all of the user's permissions."""
+    from app.oauth.services import OAuthClientError, parse_scopes
+
     ctx = require_context()
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise TokenError("give the token a name of 1-100 characters (what uses it)")
+    try:
+        clean = parse_scopes(scopes) or None
+    except OAuthClientError as exc:
+        raise TokenError(str(exc)) from None
     secret = secrets.token_urlsafe(32)
     token = f"erp_{ctx.tenant_id.hex}_{secret}"
-    row = ApiToken(user_id=user_id, name=name, prefix=token[:12], token_hash=_hash(secret))
+    row = ApiToken(user_id=user_id, name=name, prefix=token[:12], token_hash=_hash(secret),
+                   scopes=clean)
     session.add(row)
     session.flush()
     return row, token

@@ -16,6 +16,7 @@ from app.db import db
 from app.security import limiter
 from tenants import services
 
+from . import security_log
 from .forms import LoginForm
 from .session import (
     current_user,
@@ -48,9 +49,16 @@ def login() -> ResponseReturnValue:
         if user is None:
             db.session.rollback()
             log.info("sign-in failed for %s", form.email.data.lower())
+            known = services.find_user_by_email(db.session, form.email.data)
+            if known is not None:
+                security_log.record_for_user(db.session, "signin.failure", known.id,
+                                             {"email": form.email.data.strip().lower()})
+            db.session.commit()
             form.password.errors.append("Wrong email or password.")
         else:
             choices = services.memberships_of_user(db.session, user.id)
+            security_log.record_for_user(db.session, "signin.success", user.id,
+                                         {"method": "password"})
             db.session.commit()
             sign_in(user)
             log.info("signed in user %s", user.id)
@@ -66,6 +74,10 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    user = current_user()
+    if user is not None:
+        security_log.record_for_user(db.session, "signout", user.id)
+        db.session.commit()
     sign_out()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
@@ -74,7 +86,9 @@ def logout() -> ResponseReturnValue:
 @bp.post("/logout/everywhere")
 @login_required
 def logout_everywhere() -> ResponseReturnValue:
-    sign_out_everywhere(current_user())
+    user = current_user()
+    security_log.record_for_user(db.session, "signout.everywhere", user.id)
+    sign_out_everywhere(user)
     flash("You are signed out on every device.", "info")
     return redirect(url_for("auth.login"))
 

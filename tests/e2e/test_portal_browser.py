@@ -185,10 +185,11 @@ def test_viewer_sees_settings_read_only(live_server, browse):
     nav = b.page.locator(".sidenav a")
     # a viewer reads every business area; admin pages that change things stay hidden
     expect(nav).to_have_text([
-        "Dashboard", "Accounts", "Contacts", "Leads", "Deals", "Deal board", "Products",
-        "Stock moves", "Reorder", "Purchase orders", "Suppliers", "Supplier bills",
-        "Chart of accounts", "Journal", "Financial reports", "Employees", "Shifts",
-        "Machines", "Exceptions", "API tokens", "Settings"])
+        "Dashboard", "Accounts", "Contacts", "Leads", "Deals", "Deal board", "Tickets",
+        "Quotes", "Sales orders", "Deliveries", "Invoices", "Payments", "Receivables",
+        "Products", "Stock moves", "Reorder", "Purchase orders", "Suppliers",
+        "Supplier bills", "Chart of accounts", "Journal", "Financial reports", "Employees",
+        "Shifts", "Machines", "Exceptions", "API tokens", "Settings"])
     b.shot("settings-viewer")
 
     # A page the role does not allow answers 403 with the styled page.
